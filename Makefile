@@ -1,0 +1,31 @@
+# Everything a fresh machine needs. `make demo` and `make test` are the README's two commands.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.fcdfn-installed
+DEMO_DIR ?= demo_output
+PYTEST_ARGS ?=
+
+.PHONY: setup test demo clean-venv
+
+setup: $(STAMP)
+
+# torch first and pinned (the builds that work here), then BasicSR (its sdist is built against the
+# installed torch), then the rest, then the plugin in editable mode. The stamp makes a second
+# `make setup` instant; pip itself also skips what is already satisfied.
+$(STAMP): setup.py requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps -e .
+	$(PY) -c "import fcdfn_plugin, basicsr; print('fcdfn_plugin', fcdfn_plugin.__version__, '+ basicsr', basicsr.__version__, 'ready')"
+	touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest -q tests $(PYTEST_ARGS)
+
+demo: setup
+	$(PY) tools/demo.py --out $(DEMO_DIR)
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Registered archs of the FCDFN plugin (filled in by later modules)."""

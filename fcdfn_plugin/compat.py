@@ -1,0 +1,139 @@
+"""Make the PyPI release of BasicSR 1.4.2 work with current torch/torchvision, on CPU and GPU.
+
+Imported first by ``fcdfn_plugin/__init__.py``, before anything imports ``basicsr``. Every patch
+below names the upstream problem it works around. No BasicSR code is copied: each patch either
+adds a missing module alias or replaces one small function whose upstream version is broken,
+delegating to the upstream code wherever it works. Importing this module twice is harmless.
+"""
+import os
+import sys
+from os import path as osp
+
+
+def _alias_functional_tensor():
+    # Upstream problem: basicsr/data/degradations.py (1.4.2) does
+    # ``from torchvision.transforms.functional_tensor import rgb_to_grayscale``; torchvision 0.17
+    # renamed that module to the private ``_functional_tensor`` and 0.29 has only the new name,
+    # so ``import basicsr`` fails. The function itself is unchanged, so an alias suffices.
+    name = 'torchvision.transforms.functional_tensor'
+    if name in sys.modules:
+        return
+    try:
+        import torchvision.transforms.functional_tensor  # noqa: F401  (old torchvision: nothing to do)
+    except ImportError:
+        from torchvision.transforms import _functional_tensor
+        sys.modules[name] = _functional_tensor
+
+
+_alias_functional_tensor()
+
+import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+from torch.nn.parallel import DistributedDataParallel  # noqa: E402
+
+import basicsr  # noqa: E402,F401  (must come after the alias above)
+from basicsr import train as _bs_train  # noqa: E402
+from basicsr.models import base_model as _bs_base_model  # noqa: E402
+from basicsr.utils import dist_util as _bs_dist_util  # noqa: E402
+from basicsr.utils import options as _bs_options  # noqa: E402
+from basicsr.utils.misc import check_resume  # noqa: E402
+
+#: Environment variable that overrides the torch.distributed backend chosen from the device.
+BACKEND_ENV = 'FCDFN_DIST_BACKEND'
+
+
+def default_dist_backend():
+    """The backend for this machine: ``$FCDFN_DIST_BACKEND`` if set, else NCCL with CUDA, else Gloo."""
+    backend = os.environ.get(BACKEND_ENV)
+    if backend:
+        return backend
+    return 'nccl' if torch.cuda.is_available() else 'gloo'
+
+
+def init_dist(launcher, backend=None, **kwargs):
+    """Initialise torch.distributed for ``--launcher pytorch|slurm``.
+
+    Upstream problem: ``basicsr.utils.dist_util.init_dist`` hard-codes ``backend='nccl'`` and
+    ``torch.cuda.set_device`` (so CPU training with Gloo is impossible), picks the GPU from the
+    global ``RANK`` instead of ``LOCAL_RANK`` (wrong on several nodes), and forces the ``spawn``
+    start method, which makes every DataLoader worker re-import everything at each epoch. Here
+    the backend follows the device (or ``$FCDFN_DIST_BACKEND``), and the platform's default start
+    method (fork on Linux) is kept.
+    """
+    backend = backend or default_dist_backend()
+    if launcher == 'pytorch':
+        if torch.cuda.is_available() and backend == 'nccl':
+            local_rank = int(os.environ.get('LOCAL_RANK', os.environ.get('RANK', 0)))
+            torch.cuda.set_device(local_rank % torch.cuda.device_count())
+        dist.init_process_group(backend=backend, **kwargs)
+    elif launcher == 'slurm':
+        if not torch.cuda.is_available():
+            raise RuntimeError('--launcher slurm needs CUDA (upstream BasicSR maps tasks to GPUs); '
+                               'on CPU use torchrun with --launcher pytorch.')
+        _bs_dist_util._init_dist_slurm(backend, **kwargs)
+    else:
+        raise ValueError(f'Invalid launcher {launcher!r}: expected "pytorch" or "slurm".')
+
+
+def find_latest_state(training_states_dir):
+    """Path of the newest ``<iter>.state`` in ``training_states_dir``, or None if there is none."""
+    if not osp.isdir(training_states_dir):
+        return None
+    iters = [int(name[:-len('.state')]) for name in os.listdir(training_states_dir)
+             if name.endswith('.state') and name[:-len('.state')].isdigit()]
+    if not iters:
+        return None
+    return osp.join(training_states_dir, f'{max(iters)}.state')
+
+
+def load_resume_state(opt):
+    """Load the training state to resume from, or return None.
+
+    Upstream problems in ``basicsr.train.load_resume_state``: ``--auto_resume`` looks under
+    ``experiments/<name>`` relative to the *working directory* (not the experiment root the run
+    writes to), and the state is mapped with ``torch.cuda.current_device()``, which fails without
+    CUDA. Here the state is searched in ``opt['path']['training_states']`` and loaded on the CPU;
+    ``optimizer.load_state_dict`` moves it to the parameters' device.
+    """
+    if opt['auto_resume']:
+        state_path = find_latest_state(opt['path']['training_states'])
+        if state_path is not None:
+            opt['path']['resume_state'] = state_path
+    else:
+        state_path = opt['path'].get('resume_state')
+    if state_path is None:
+        return None
+    if not osp.isfile(state_path):
+        raise FileNotFoundError(f'path.resume_state: training state {state_path!r} does not exist.')
+    # Our own checkpoint (optimizer and scheduler state, with a collections.Counter inside), so the
+    # full unpickler is needed; torch >= 2.6 defaults to weights_only=True.
+    resume_state = torch.load(state_path, map_location='cpu', weights_only=False)
+    check_resume(opt, resume_state['iter'])
+    return resume_state
+
+
+_upstream_model_to_device = _bs_base_model.BaseModel.model_to_device
+
+
+def model_to_device(self, net):
+    """Move ``net`` to the model's device and wrap it for (distributed) data parallelism.
+
+    Upstream problem: ``BaseModel.model_to_device`` always passes
+    ``device_ids=[torch.cuda.current_device()]`` to DistributedDataParallel, so DDP on CPU (Gloo)
+    fails. CPU DDP takes no device ids; everything else is the upstream code.
+    """
+    if self.opt['dist'] and self.device.type == 'cpu':
+        return DistributedDataParallel(
+            net.to(self.device), find_unused_parameters=self.opt.get('find_unused_parameters', False))
+    return _upstream_model_to_device(self, net)
+
+
+def apply():
+    """Install the patches (idempotent). Called on ``import fcdfn_plugin``."""
+    _bs_dist_util.init_dist = init_dist
+    _bs_options.init_dist = init_dist  # parse_options calls it through its own module globals
+    _bs_train.load_resume_state = load_resume_state
+    _bs_base_model.BaseModel.model_to_device = model_to_device
+
+
+apply()

@@ -1,0 +1,1 @@
+"""Registered data of the FCDFN plugin (filled in by later modules)."""

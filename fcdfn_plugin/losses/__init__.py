@@ -1,0 +1,1 @@
+"""Registered losses of the FCDFN plugin (filled in by later modules)."""

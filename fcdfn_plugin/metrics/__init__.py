@@ -1,0 +1,1 @@
+"""Registered metrics of the FCDFN plugin (filled in by later modules)."""

@@ -1,0 +1,1 @@
+"""Registered models of the FCDFN plugin (filled in by later modules)."""

@@ -1,0 +1,1 @@
+"""Pure tensor maths of FCDFN (no BasicSR imports)."""

@@ -1,0 +1,1 @@
+"""Helpers shared by the model and the tools."""
