@@ -7,7 +7,7 @@ import fcdfn_plugin  # noqa: F401
 EXPECTED = {
     ARCH_REGISTRY: [],
     DATASET_REGISTRY: [],
-    LOSS_REGISTRY: [],
+    LOSS_REGISTRY: ['FCDFNLoss', 'FCDFNSSIMLoss', 'FCDFNGradientLoss'],
     METRIC_REGISTRY: [],
     MODEL_REGISTRY: [],
 }
