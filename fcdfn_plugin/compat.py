@@ -38,6 +38,8 @@ from basicsr.utils import dist_util as _bs_dist_util  # noqa: E402
 from basicsr.utils import options as _bs_options  # noqa: E402
 from basicsr.utils.misc import check_resume  # noqa: E402
 
+from fcdfn_plugin.data.sampler import EpochIndexSampler, resume_position  # noqa: E402
+
 #: Environment variable that overrides the torch.distributed backend chosen from the device.
 BACKEND_ENV = 'FCDFN_DIST_BACKEND'
 
@@ -75,15 +77,19 @@ def init_dist(launcher, backend=None, **kwargs):
         raise ValueError(f'Invalid launcher {launcher!r}: expected "pytorch" or "slurm".')
 
 
-def find_latest_state(training_states_dir):
-    """Path of the newest ``<iter>.state`` in ``training_states_dir``, or None if there is none."""
+def saved_states(training_states_dir):
+    """Paths of the ``<iter>.state`` files in ``training_states_dir``, newest (highest iteration) first."""
     if not osp.isdir(training_states_dir):
-        return None
+        return []
     iters = [int(name[:-len('.state')]) for name in os.listdir(training_states_dir)
              if name.endswith('.state') and name[:-len('.state')].isdigit()]
-    if not iters:
-        return None
-    return osp.join(training_states_dir, f'{max(iters)}.state')
+    return [osp.join(training_states_dir, f'{it}.state') for it in sorted(iters, reverse=True)]
+
+
+def _read_state(state_path):
+    # Our own checkpoint (optimizer and scheduler state, with a collections.Counter inside), so the
+    # full unpickler is needed; torch >= 2.6 defaults to weights_only=True.
+    return torch.load(state_path, map_location='cpu', weights_only=False)
 
 
 def load_resume_state(opt):
@@ -91,25 +97,53 @@ def load_resume_state(opt):
 
     Upstream problems in ``basicsr.train.load_resume_state``: ``--auto_resume`` looks under
     ``experiments/<name>`` relative to the *working directory* (not the experiment root the run
-    writes to), and the state is mapped with ``torch.cuda.current_device()``, which fails without
-    CUDA. Here the state is searched in ``opt['path']['training_states']`` and loaded on the CPU;
-    ``optimizer.load_state_dict`` moves it to the parameters' device.
+    writes to); the state is mapped with ``torch.cuda.current_device()``, which fails without CUDA;
+    and a state truncated by a run killed while saving it makes every later ``--auto_resume`` crash.
+    Here the state is searched in ``opt['path']['training_states']``, an unreadable newest state is
+    reported and the next older one used, and states are loaded on the CPU
+    (``optimizer.load_state_dict`` moves them to the parameters' device).
     """
+    resume_state = None
     if opt['auto_resume']:
-        state_path = find_latest_state(opt['path']['training_states'])
-        if state_path is not None:
+        for state_path in saved_states(opt['path']['training_states']):
+            try:
+                resume_state = _read_state(state_path)
+            except Exception as err:  # a truncated zip or pickle raises one of several types
+                print(f'Skipping unreadable training state {state_path}: {err}', flush=True)
+                continue
             opt['path']['resume_state'] = state_path
-    else:
-        state_path = opt['path'].get('resume_state')
-    if state_path is None:
+            break
+    elif opt['path'].get('resume_state'):
+        state_path = opt['path']['resume_state']
+        if not osp.isfile(state_path):
+            raise FileNotFoundError(f'path.resume_state: training state {state_path!r} does not exist.')
+        resume_state = _read_state(state_path)
+    if resume_state is None:
         return None
-    if not osp.isfile(state_path):
-        raise FileNotFoundError(f'path.resume_state: training state {state_path!r} does not exist.')
-    # Our own checkpoint (optimizer and scheduler state, with a collections.Counter inside), so the
-    # full unpickler is needed; torch >= 2.6 defaults to weights_only=True.
-    resume_state = torch.load(state_path, map_location='cpu', weights_only=False)
     check_resume(opt, resume_state['iter'])
+    # Read by create_train_val_dataloader below, to start the sampler where the saved run stopped.
+    opt['resume_progress'] = {'epoch': resume_state['epoch'], 'iter': resume_state['iter']}
     return resume_state
+
+
+_upstream_create_train_val_dataloader = _bs_train.create_train_val_dataloader
+
+
+def create_train_val_dataloader(opt, logger):
+    """Build the loaders as upstream, then start a resumed run's sampler mid-epoch.
+
+    Upstream problem: a resumed run restarts its last epoch from the first batch, so it trains on
+    different data than an uninterrupted run. With :class:`EpochIndexSampler` as the sampler (see
+    :func:`apply`), the samples the saved run had already used in that epoch are skipped.
+    """
+    result = _upstream_create_train_val_dataloader(opt, logger)
+    train_loader, train_sampler = result[0], result[1]
+    progress = opt.get('resume_progress')
+    if progress is not None and isinstance(train_sampler, EpochIndexSampler):
+        done = resume_position(progress['epoch'], progress['iter'], train_sampler, train_loader.batch_size)
+        train_sampler.resume(progress['epoch'], done)
+        logger.info(f"Resuming epoch {progress['epoch']} after its first {done} samples per process.")
+    return result
 
 
 _upstream_model_to_device = _bs_base_model.BaseModel.model_to_device
@@ -133,6 +167,8 @@ def apply():
     _bs_dist_util.init_dist = init_dist
     _bs_options.init_dist = init_dist  # parse_options calls it through its own module globals
     _bs_train.load_resume_state = load_resume_state
+    _bs_train.EnlargedSampler = EpochIndexSampler  # the name train_pipeline builds its sampler with
+    _bs_train.create_train_val_dataloader = create_train_val_dataloader
     _bs_base_model.BaseModel.model_to_device = model_to_device
 
 

@@ -53,11 +53,27 @@ def test_default_backend_follows_device(monkeypatch):
     assert compat.default_dist_backend() == 'mpi'
 
 
-def test_find_latest_state(tmp_path):
-    assert compat.find_latest_state(str(tmp_path / 'missing')) is None
+def test_saved_states_newest_first(tmp_path):
+    assert compat.saved_states(str(tmp_path / 'missing')) == []
     for name in ('5.state', '40.state', '100.state', 'notes.txt', 'x.state'):
         (tmp_path / name).write_bytes(b'')
-    assert compat.find_latest_state(str(tmp_path)) == os.path.join(str(tmp_path), '100.state')
+    assert compat.saved_states(str(tmp_path)) == [str(tmp_path / f'{it}.state') for it in (100, 40, 5)]
+
+
+def test_auto_resume_skips_truncated_newest_state(tmp_path):
+    states = tmp_path / 'training_states'
+    states.mkdir()
+    torch.save({'epoch': 0, 'iter': 2, 'optimizers': [], 'schedulers': []}, str(states / '2.state'))
+    torch.save({'epoch': 0, 'iter': 4, 'optimizers': [], 'schedulers': []}, str(states / '4.state'))
+    data = (states / '4.state').read_bytes()
+    (states / '4.state').write_bytes(data[:len(data) // 2])  # killed while saving
+    opt = {'auto_resume': True, 'network_g': {},
+           'path': {'training_states': str(states), 'models': str(tmp_path / 'models')}}
+    state = compat.load_resume_state(opt)
+    assert state['iter'] == 2
+    assert opt['path']['resume_state'] == str(states / '2.state')
+    assert opt['path']['pretrain_network_g'] == str(tmp_path / 'models' / 'net_g_2.pth')
+    assert opt['resume_progress'] == {'epoch': 0, 'iter': 2}
 
 
 def test_resume_state_missing_file_is_clear_error(tmp_path):
