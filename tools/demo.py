@@ -1,6 +1,105 @@
-"""The end-to-end demo (``make demo``). Filled in once the data and model pieces land."""
+"""The whole main job on the offline toy data (``make demo``).
+
+1. build the toy FAID (``tools/make_toy_faid.py``) and prepare it (``tools/prepare_faid.py``),
+   unless ``datasets/`` already holds them;
+2. train a small FCDFN with BasicSR's runner (``tools/train.py -opt options/fcdfn_demo.yml``);
+3. test it (``tools/test.py -opt options/test_fcdfn_demo.yml``);
+4. write, under ``--out``: the metrics table (input vs FCDFN, PSNR/SSIM on the fixed test set),
+   a comparison grid (low-light | flash | FCDFN | ground truth) and the training curves.
+"""
+import argparse
+import glob
+import json
+import os
+import subprocess
 import sys
+import time
+from os import path as osp
+
+import cv2
+import numpy as np
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TOY = osp.join('datasets', 'toy_faid')
+PREPARED = osp.join('datasets', 'toy_faid_prepared')
+
+
+def step(title, args):
+    print(f'\n=== {title}\n    $ {" ".join(args)}', flush=True)
+    started = time.time()
+    subprocess.run([sys.executable] + args, cwd=REPO, check=True)
+    print(f'=== done in {time.time() - started:.0f} s', flush=True)
+
+
+def read_rgb8(path):
+    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise FileNotFoundError(f'cannot read {path}')
+    if img.dtype == np.uint16:
+        img = np.round(img / 257.0).astype(np.uint8)
+    return img
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--out', default='demo_output', help='folder for the metrics, grid and curves')
+    parser.add_argument('--grid-scenes', type=int, default=4, help='test scenes shown in the comparison grid')
+    args = parser.parse_args()
+
+    import fcdfn_plugin  # noqa: F401
+    from basicsr.metrics import calculate_psnr, calculate_ssim
+
+    from fcdfn_plugin.utils.paths import experiments_root
+    from fcdfn_plugin.utils.report import comparison_grid, markdown_table, parse_train_log, plot_training_curves
+
+    if osp.isdir(osp.join(REPO, PREPARED)):
+        print(f'Reusing the prepared toy dataset in {PREPARED} (delete it to rebuild).')
+    else:
+        if not osp.isdir(osp.join(REPO, TOY)):
+            step('1/4 Building the offline toy FAID', ['tools/make_toy_faid.py', '--out', TOY])
+        step('1/4 Preparing it (train LMDB + fixed test set)',
+             ['tools/prepare_faid.py', '--faid-root', TOY, '--out', PREPARED, '--test-count', '24', '--test-crop', '128'])
+    step('2/4 Training FCDFN on CPU', ['tools/train.py', '-opt', 'options/fcdfn_demo.yml'])
+    step('3/4 Testing it on the fixed test set', ['tools/test.py', '-opt', 'options/test_fcdfn_demo.yml'])
+
+    print('\n=== 4/4 Writing the report', flush=True)
+    out = osp.join(REPO, args.out) if not osp.isabs(args.out) else args.out
+    os.makedirs(out, exist_ok=True)
+    root = experiments_root()
+    test_dir = osp.join(REPO, PREPARED, 'test')
+    result_dir = osp.join(root, 'results', 'FCDFN_demo_test', 'visualization', 'ToyFAID_test')
+    rows, grid_rows = [], []
+    for gt_path in sorted(glob.glob(osp.join(test_dir, 'gt', '*.png'))):
+        key = osp.splitext(osp.basename(gt_path))[0]
+        gt = read_rgb8(gt_path)
+        lq = read_rgb8(osp.join(test_dir, 'lq', f'{key}.png'))
+        flash = read_rgb8(osp.join(test_dir, 'flash', f'{key}.png'))
+        result_path = osp.join(result_dir, f'{key}_FCDFN_demo_test.png')
+        result = read_rgb8(result_path)
+        rows.append([key, calculate_psnr(lq, gt, 0), calculate_psnr(result, gt, 0),
+                     calculate_ssim(lq, gt, 0), calculate_ssim(result, gt, 0)])
+        if len(grid_rows) < args.grid_scenes:
+            grid_rows.append([lq, flash, result, gt])
+    if not rows:
+        raise RuntimeError(f'no test images found in {test_dir}')
+    mean = ['mean'] + [float(np.mean([r[i] for r in rows])) for i in range(1, 5)]
+    header = ['scene', 'PSNR input', 'PSNR FCDFN', 'SSIM input', 'SSIM FCDFN']
+    with open(osp.join(out, 'metrics.md'), 'w') as f:
+        f.write(markdown_table(header, rows + [mean]))
+    with open(osp.join(out, 'metrics.json'), 'w') as f:
+        json.dump({'per_scene': [dict(zip(header, r)) for r in rows], 'mean': dict(zip(header, mean))}, f, indent=1)
+    cv2.imwrite(osp.join(out, 'comparison.png'),
+                comparison_grid(grid_rows, ['low-light input', 'flash input', 'FCDFN', 'ground truth']))
+    logs = sorted(glob.glob(osp.join(root, 'experiments', 'FCDFN_demo', 'train_FCDFN_demo_*.log')))
+    plot_training_curves(parse_train_log(logs[-1]), osp.join(out, 'training_curves.png'), 'FCDFN demo (toy FAID, CPU)')
+
+    print(markdown_table(header[1:], [mean[1:]]))
+    print(f'Enhanced test images: {result_dir}')
+    print(f'Metrics:              {osp.join(out, "metrics.md")} (and metrics.json)')
+    print(f'Comparison grid:      {osp.join(out, "comparison.png")}')
+    print(f'Training curves:      {osp.join(out, "training_curves.png")}')
+    print(f'Weights:              {osp.join(root, "experiments", "FCDFN_demo", "models", "net_g_latest.pth")}')
+
 
 if __name__ == '__main__':
-    sys.exit('The demo needs the toy dataset builder (tools/make_toy_faid.py) and the FCDFN model; '
-             'they are not in this version yet. `make test` works.')
+    main()

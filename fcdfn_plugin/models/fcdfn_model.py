@@ -1,0 +1,113 @@
+"""FCDFNModel: BasicSR's SRModel fed with a low-light *and* a flash image."""
+from collections import OrderedDict
+
+import torch
+from basicsr.models.sr_model import SRModel
+from basicsr.utils.registry import MODEL_REGISTRY
+
+from fcdfn_plugin.utils.tiling import tiled_forward
+
+#: Defaults of the ``val: tile:`` options (tiled inference for large images).
+TILE_DEFAULTS = {'size': 512, 'overlap': 64, 'min_pixels': 1024 * 1024}
+
+
+@MODEL_REGISTRY.register()
+class FCDFNModel(SRModel):
+    """SRModel for flash / no-flash pairs; overrides only what differs.
+
+    * ``feed_data`` takes ``lq``, ``flash`` (and ``gt``) and the network is called as
+      ``net_g(lq, flash)``.
+    * ``optimize_parameters`` logs each term of the loss when the loss exposes them (``FCDFNLoss``
+      does) and stops with an error naming the iteration when the loss is not finite.
+    * ``test`` runs the bare network (never the DDP wrapper, so validation on rank 0 cannot
+      deadlock), and above ``val.tile.min_pixels`` pixels runs it tile by tile with blended
+      overlaps, so a 12-megapixel pair fits in bounded memory.
+
+    Options (besides SRModel's): ``val.tile.size`` (default 512), ``val.tile.overlap`` (64),
+    ``val.tile.min_pixels`` (1048576; images with fewer pixels run in one piece).
+    """
+
+    def __init__(self, opt):
+        super().__init__(opt)
+        tile_opt = (opt.get('val') or {}).get('tile') or {}
+        unknown = set(tile_opt) - set(TILE_DEFAULTS)
+        if unknown:
+            raise ValueError(f'Unknown val.tile option(s) {sorted(unknown)}; expected {sorted(TILE_DEFAULTS)}.')
+        self.tile_opt = {**TILE_DEFAULTS, **tile_opt}
+        if self.tile_opt['overlap'] * 2 >= self.tile_opt['size']:
+            raise ValueError(f"val.tile.overlap ({self.tile_opt['overlap']}) must be less than half of "
+                             f"val.tile.size ({self.tile_opt['size']}).")
+
+    def feed_data(self, data):
+        for key in ('lq', 'flash'):
+            if key not in data:
+                raise KeyError(f'FCDFNModel needs "{key}" in every batch; the dataset gave {sorted(data)}.')
+        self.lq = data['lq'].to(self.device)
+        self.flash = data['flash'].to(self.device)
+        if 'gt' in data:
+            self.gt = data['gt'].to(self.device)
+
+    def optimize_parameters(self, current_iter):
+        self.optimizer_g.zero_grad()
+        self.output = self.net_g(self.lq, self.flash)
+
+        loss_dict = OrderedDict()
+        if hasattr(self.cri_pix, 'terms'):  # FCDFNLoss: log each term
+            terms = self.cri_pix.terms(self.output, self.gt)
+            l_total = terms.pop('l_total')
+            loss_dict.update(terms)
+        else:
+            l_total = self.cri_pix(self.output, self.gt)
+        loss_dict['l_total'] = l_total
+        if not torch.isfinite(l_total):
+            raise FloatingPointError(
+                f'Non-finite loss ({l_total.item()}) at iteration {current_iter}; stopping. Lower the learning '
+                'rate, or resume from the last checkpoint with --auto_resume.')
+
+        l_total.backward()
+        self.optimizer_g.step()
+        self.log_dict = self.reduce_loss_dict(loss_dict)
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+    def _inference_network(self):
+        if hasattr(self, 'net_g_ema'):
+            return self.net_g_ema
+        return self.get_bare_model(self.net_g)
+
+    def enhance(self, lq, flash):
+        """Enhanced image for one (B,3,H,W) pair on the model's device, tiled above the size option."""
+        return enhance_pair(self._inference_network(), lq, flash, **self.tile_opt)
+
+    def test(self):
+        self.output = self.enhance(self.lq, self.flash)
+
+    def get_current_visuals(self):
+        visuals = super().get_current_visuals()
+        visuals['flash'] = self.flash.detach().cpu()
+        return visuals
+
+    def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
+        super().nondist_validation(dataloader, current_iter, tb_logger, save_img)
+        del self.flash  # the parent frees lq/gt/output only
+
+
+
+def enhance_pair(net, lq, flash, size=TILE_DEFAULTS['size'], overlap=TILE_DEFAULTS['overlap'],
+                 min_pixels=TILE_DEFAULTS['min_pixels']):
+    """Run ``net(lq, flash)`` in eval mode without gradients; tiled when H*W >= ``min_pixels``.
+
+    Tiles of ``size`` pixels overlap by ``overlap`` and are blended smoothly (see
+    :func:`fcdfn_plugin.utils.tiling.tiled_forward`), aligned to the network's ``pad_multiple``.
+    """
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            height, width = lq.shape[-2:]
+            if height * width < min_pixels:
+                return net(lq, flash)
+            return tiled_forward(net, [lq, flash], tile=size, overlap=overlap,
+                                 multiple=getattr(net, 'pad_multiple', 1))
+    finally:
+        net.train(was_training)

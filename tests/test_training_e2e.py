@@ -1,0 +1,120 @@
+"""End to end through BasicSR's own runners: train a few iterations, validate, test, enhance."""
+import glob
+import os
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from conftest import REPO_ROOT, run_tool, write_options
+
+TRAIN_CHANGES = dict(
+    name='tiny', train__total_iter=3, logger__print_freq=1, logger__save_checkpoint_freq=3, val__val_freq=3,
+    val__save_img=True, datasets__train__crop_size=64, datasets__train__batch_size_per_gpu=2,
+    datasets__train__num_worker_per_gpu=0, datasets__train__persistent_workers=False)
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory, toy_prepared):
+    """A 3-iteration demo-scale run through tools/train.py; returns (root, options path, stdout+log)."""
+    root = tmp_path_factory.mktemp('run')
+    options = write_options(root / 'tiny.yml', 'options/fcdfn_demo.yml', toy_prepared, **TRAIN_CHANGES)
+    run_tool(['tools/train.py', '-opt', options], root=root)
+    log = open(glob.glob(str(root / 'experiments' / 'tiny' / 'train_tiny_*.log'))[0]).read()
+    return root, options, log
+
+
+def test_train_writes_checkpoints_and_logs_each_loss_term(trained):
+    root, _, log = trained
+    exp = root / 'experiments' / 'tiny'
+    for name in ('models/net_g_3.pth', 'models/net_g_latest.pth', 'training_states/3.state'):
+        assert (exp / name).is_file(), name
+    for term in ('l_rec', 'l_grad', 'l_ssim', 'l_total'):
+        assert f'{term}: ' in log
+    state = torch.load(exp / 'models' / 'net_g_3.pth', map_location='cpu', weights_only=True)
+    assert all(torch.isfinite(v).all() for v in state['params'].values())
+
+
+def test_validation_reports_metrics_and_writes_images(trained):
+    root, _, log = trained
+    assert '# psnr: ' in log and '# ssim: ' in log
+    images = glob.glob(str(root / 'experiments' / 'tiny' / 'visualization' / '*' / '*_3.png'))
+    assert len(images) == 4  # the 4 fixed test scenes
+
+
+def test_test_pipeline_writes_enhanced_images(trained, toy_prepared):
+    root, _, _ = trained
+    options = write_options(root / 'test.yml', 'options/test_fcdfn_demo.yml', toy_prepared, name='tiny_test',
+                            path__pretrain_network_g=str(root / 'experiments' / 'tiny' / 'models' / 'net_g_latest.pth'))
+    run_tool(['tools/test.py', '-opt', options], root=root)
+    images = sorted(glob.glob(str(root / 'results' / 'tiny_test' / 'visualization' / '*' / '*.png')))
+    assert len(images) == 4
+    gt = cv2.imread(sorted(glob.glob(str(toy_prepared / 'test' / 'gt' / '*.png')))[0], cv2.IMREAD_UNCHANGED)
+    assert cv2.imread(images[0]).shape == gt.shape
+    log = open(glob.glob(str(root / 'results' / 'tiny_test' / 'test_tiny_test_*.log'))[0]).read()
+    assert '# psnr: ' in log
+
+
+def test_enhance_cli_and_its_errors(trained, toy_prepared, tmp_path):
+    root, options, _ = trained
+    weights = root / 'experiments' / 'tiny' / 'models' / 'net_g_latest.pth'
+    lq = sorted(glob.glob(str(toy_prepared / 'test' / 'lq' / '*.png')))[0]
+    flash = lq.replace(os.sep + 'lq' + os.sep, os.sep + 'flash' + os.sep)
+    out, compare = tmp_path / 'out.png', tmp_path / 'cmp.png'
+    common = ['-opt', options, '--weights', weights]
+    run_tool(['tools/enhance.py', '--lowlight', lq, '--flash', flash, '--out', out, '--compare', compare] + common)
+    src = cv2.imread(lq, cv2.IMREAD_UNCHANGED)
+    result = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    assert result.shape == src.shape and result.dtype == src.dtype
+    assert cv2.imread(str(compare)).shape[1] == 3 * src.shape[1]
+
+    # refuses to overwrite
+    again = run_tool(['tools/enhance.py', '--lowlight', lq, '--flash', flash, '--out', out] + common, check=False)
+    assert again.returncode != 0 and '--overwrite' in again.stderr
+    # missing file
+    missing = run_tool(['tools/enhance.py', '--lowlight', tmp_path / 'nope.png', '--flash', flash,
+                        '--out', tmp_path / 'o1.png'] + common, check=False)
+    assert missing.returncode != 0 and 'nope.png' in missing.stderr
+    # mismatched sizes
+    small = tmp_path / 'small.png'
+    cv2.imwrite(str(small), src[:32, :40])
+    mismatch = run_tool(['tools/enhance.py', '--lowlight', lq, '--flash', small, '--out', tmp_path / 'o2.png'] + common,
+                        check=False)
+    assert mismatch.returncode != 0 and 'same size' in mismatch.stderr
+    # weights of another network
+    wrong = run_tool(['tools/enhance.py', '--lowlight', lq, '--flash', flash, '--out', tmp_path / 'o3.png',
+                      '-opt', 'options/fcdfn.yml', '--weights', weights], check=False)
+    assert wrong.returncode != 0 and 'do not fit' in wrong.stderr
+    # not a checkpoint
+    bogus = tmp_path / 'bogus.pth'
+    bogus.write_bytes(b'not a checkpoint')
+    bad = run_tool(['tools/enhance.py', '--lowlight', lq, '--flash', flash, '--out', tmp_path / 'o4.png',
+                    '-opt', options, '--weights', bogus], check=False)
+    assert bad.returncode != 0 and 'not a PyTorch checkpoint' in bad.stderr
+
+
+def test_every_options_file_builds_through_the_registries(toy_prepared):
+    from basicsr.archs import build_network
+    from basicsr.data import build_dataset
+    from basicsr.losses import build_loss
+    from basicsr.utils.registry import METRIC_REGISTRY, MODEL_REGISTRY
+
+    files = sorted(glob.glob(os.path.join(REPO_ROOT, 'options', '*.yml')))
+    assert len(files) >= 9
+    for path in files:
+        with open(path) as f:
+            opt = yaml.safe_load(f)
+        name = os.path.basename(path)
+        assert open(path).readline().startswith('#'), f'{name}: header comment with the command'
+        assert opt['model_type'] in MODEL_REGISTRY, name
+        build_network(opt['network_g'])
+        if 'train' in opt:
+            build_loss(opt['train']['pixel_opt'])
+        for phase, dataset_opt in opt['datasets'].items():
+            dataset_opt = dict(dataset_opt, phase=phase.split('_')[0])
+            dataset_opt['dataroot'] = str(toy_prepared / ('train.lmdb' if phase == 'train' else 'test'))
+            assert len(build_dataset(dataset_opt)) > 0, name
+        for metric in opt['val']['metrics'].values():
+            assert metric['type'] in METRIC_REGISTRY, name

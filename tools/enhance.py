@@ -1,0 +1,124 @@
+"""Enhance a real low-light / flash pair of any size with trained FCDFN weights.
+
+    python tools/enhance.py --lowlight dark.png --flash flash.png --weights net_g_latest.pth --out result.png \
+        [-opt options/fcdfn.yml] [--tile 512] [--compare side_by_side.png]
+
+The network is built from ``network_g`` of the options file the weights were trained with. Inputs
+are sRGB photos (8- or 16-bit PNG, JPEG, anything OpenCV reads); the result is written with the
+low-light input's bit depth. Pairs above ``--min-pixels`` run tile by tile with blended overlaps.
+"""
+import argparse
+import os
+import sys
+import time
+from os import path as osp
+
+import cv2
+import numpy as np
+import torch
+import yaml
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def read_photo(path, what):
+    """HxWx3 float32 RGB in [0, 1] and the file's bit depth (8 or 16)."""
+    if not osp.isfile(path):
+        raise SystemExit(f'error: {what} image {path!r} does not exist.')
+    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise SystemExit(f'error: cannot decode {what} image {path!r} (not an image, or corrupt).')
+    if img.dtype not in (np.uint8, np.uint16):
+        raise SystemExit(f'error: {what} image {path!r} has unsupported pixel type {img.dtype}.')
+    bits = 16 if img.dtype == np.uint16 else 8
+    if img.ndim == 2:
+        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    elif img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+    rgb = img[:, :, ::-1].astype(np.float32) / np.iinfo(img.dtype).max
+    return np.ascontiguousarray(rgb), bits
+
+
+def to_file_pixels(rgb, bits):
+    """HxWx3 float RGB -> BGR uint8/uint16 for cv2.imwrite."""
+    scale = 65535 if bits == 16 else 255
+    return np.round(np.clip(rgb[:, :, ::-1], 0, 1) * scale).astype(np.uint16 if bits == 16 else np.uint8)
+
+
+def build_network(opt_path, weights_path, device):
+    import fcdfn_plugin  # noqa: F401  (registers the archs)
+    from basicsr.archs import build_network as build_basicsr_network
+
+    if not osp.isfile(opt_path):
+        raise SystemExit(f'error: options file {opt_path!r} does not exist.')
+    with open(opt_path) as f:
+        opt = yaml.safe_load(f)
+    if not isinstance(opt, dict) or 'network_g' not in opt:
+        raise SystemExit(f'error: {opt_path!r} has no network_g section.')
+    net = build_basicsr_network(opt['network_g'])
+    if not osp.isfile(weights_path):
+        raise SystemExit(f'error: weights file {weights_path!r} does not exist.')
+    try:
+        checkpoint = torch.load(weights_path, map_location='cpu', weights_only=True)
+    except Exception as err:  # torch raises several types for files that are not checkpoints
+        raise SystemExit(f'error: {weights_path!r} is not a PyTorch checkpoint ({err}).')
+    state = checkpoint.get('params_ema', checkpoint.get('params', checkpoint)) if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        raise SystemExit(f'error: {weights_path!r} holds no state dict.')
+    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise SystemExit(f'error: the weights in {weights_path!r} do not fit network_g of {opt_path!r} '
+                         f'({opt["network_g"].get("type")}): {str(err).splitlines()[0]} ... '
+                         'Pass the options file the weights were trained with (-opt).')
+    return net.to(device).eval()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--lowlight', required=True, help='dark, noisy photo (no flash)')
+    parser.add_argument('--flash', required=True, help='flash photo of the same scene')
+    parser.add_argument('--weights', required=True, help='net_g_*.pth written by tools/train.py')
+    parser.add_argument('--out', required=True, help='where to write the enhanced image')
+    parser.add_argument('-opt', default=osp.join(REPO, 'options', 'fcdfn.yml'),
+                        help='options file the weights were trained with (its network_g is used)')
+    parser.add_argument('--tile', type=int, default=512, help='tile size for large images (pixels)')
+    parser.add_argument('--overlap', type=int, default=64, help='tile overlap (pixels)')
+    parser.add_argument('--min-pixels', type=int, default=1024 * 1024, help='tile images with at least this many pixels')
+    parser.add_argument('--compare', default=None, help='also write low-light | flash | result side by side here')
+    parser.add_argument('--overwrite', action='store_true', help='replace existing output files')
+    args = parser.parse_args(argv)
+
+    for target in filter(None, [args.out, args.compare]):
+        if osp.exists(target) and not args.overwrite:
+            raise SystemExit(f'error: {target!r} exists; pass --overwrite to replace it.')
+    lowlight, bits = read_photo(args.lowlight, 'low-light')
+    flash, _ = read_photo(args.flash, 'flash')
+    if lowlight.shape != flash.shape:
+        raise SystemExit(f'error: the low-light image is {lowlight.shape[1]}x{lowlight.shape[0]} but the flash image '
+                         f'is {flash.shape[1]}x{flash.shape[0]}; the pair must have the same size.')
+
+    from fcdfn_plugin.models.fcdfn_model import enhance_pair
+
+    device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    net = build_network(args.opt, args.weights, device)
+    to_tensor = lambda rgb: torch.from_numpy(rgb.transpose(2, 0, 1).copy())[None].to(device)  # noqa: E731
+    height, width = lowlight.shape[:2]
+    print(f'Enhancing {width}x{height} ({height * width / 1e6:.1f} MP) on {device}...', flush=True)
+    started = time.time()
+    result = enhance_pair(net, to_tensor(lowlight), to_tensor(flash), size=args.tile, overlap=args.overlap,
+                          min_pixels=args.min_pixels)
+    result = result[0].clamp(0, 1).cpu().numpy().transpose(1, 2, 0)
+    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+    if not cv2.imwrite(args.out, to_file_pixels(result, bits)):
+        raise SystemExit(f'error: could not write {args.out!r} (unknown extension?).')
+    print(f'Wrote {args.out} in {time.time() - started:.1f} s', flush=True)
+    if args.compare:
+        side = np.concatenate([lowlight, flash, result], axis=1)
+        cv2.imwrite(args.compare, to_file_pixels(side, 8))
+        print(f'Wrote {args.compare} (low-light | flash | result)', flush=True)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
