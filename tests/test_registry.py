@@ -6,7 +6,7 @@ import fcdfn_plugin  # noqa: F401
 # Every name the plugin registers. Grows as modules land; a missing name is a failure.
 EXPECTED = {
     ARCH_REGISTRY: [],
-    DATASET_REGISTRY: [],
+    DATASET_REGISTRY: ['FlashLowLightDataset'],
     LOSS_REGISTRY: ['FCDFNLoss', 'FCDFNSSIMLoss', 'FCDFNGradientLoss'],
     METRIC_REGISTRY: [],
     MODEL_REGISTRY: [],

@@ -1,0 +1,266 @@
+"""``FlashLowLightDataset``: clean FAID pairs -> (lq, flash, gt), synthesised on the fly or read fixed."""
+import json
+from os import path as osp
+
+import numpy as np
+from torch.utils import data as data
+
+from basicsr.utils import FileClient, img2tensor, scandir
+from basicsr.utils.registry import DATASET_REGISTRY
+
+from . import degradation
+from .faid_io import decode_image, pair_by_name, read_file_bytes, to_linear, to_unit_float
+
+PHASES = ('train', 'val', 'test')
+IO_BACKENDS = ('disk', 'lmdb')
+TEST_PARAMS_FILE = 'params.json'
+_FRESH_SEED_HIGH = np.iinfo(np.int64).max
+
+
+def _option_range(opt, name, default):
+    value = opt.get(name, default)
+    if (not isinstance(value, (list, tuple)) or len(value) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+            or not 0 < value[0] <= value[1]):
+        raise ValueError(f'option {name} must be [low, high] with 0 < low <= high, got {value!r}')
+    return (float(value[0]), float(value[1]))
+
+
+def _option_choice(opt, name, default, choices):
+    value = opt.get(name, default)
+    if value not in choices:
+        raise ValueError(f'option {name}: unknown value {value!r}; expected one of {list(choices)}')
+    return value
+
+
+def _option_number(opt, name, default, kind=float, minimum=0):
+    value = opt.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
+        raise ValueError(f'option {name} must be a{"n integer" if kind is int else " number"}, got {value!r}')
+    if value < minimum:
+        raise ValueError(f'option {name} must be >= {minimum}, got {value!r}')
+    return kind(value)
+
+
+@DATASET_REGISTRY.register()
+class FlashLowLightDataset(data.Dataset):
+    """Flash / low-light pairs of FAID (or its toy stand-in), as in SPEC.md Sec. 2.
+
+    ``phase: train`` reads clean ambient/flash-only pairs and synthesises a new degradation at
+    every read (random crop, identical flips/rotation, dimming, read/shot noise, homography warp;
+    see :mod:`fcdfn_plugin.data.degradation`). ``phase: val``/``test`` reads the fixed triplets
+    written by ``tools/prepare_faid.py``.
+
+    Options (the ``opt`` dict, i.e. the YAML under ``datasets: train:`` / ``val:``):
+        name (str): shown in logs.
+        phase (str): set by BasicSR: ``train``, ``val`` or ``test``.
+        dataroot (str): train: a folder of FAID-layout pairs (``<Category>_<NNN>_ambient.png`` /
+            ``_flash.png``, searched recursively) or, with ``io_backend: lmdb``, an ``.lmdb``
+            folder with ``meta_info.txt`` (keys ``<Category>_<NNN>_ambient`` / ``_flash``).
+            val/test: the folder with ``lq/``, ``flash/``, ``gt/`` (16-bit or 8-bit sRGB PNG)
+            and optionally ``params.json``.
+        io_backend (dict): ``{type: disk}`` (default) or ``{type: lmdb}`` (train only). The LMDB
+            is opened lazily, in the worker process that first reads.
+        crop_size (int): training crop, default 224 (images smaller than this are an error).
+        use_flip (bool): random horizontal and vertical flips, default True.
+        use_rot (bool): random 90-degree rotation (transpose), default True.
+        seed (int): base of the per-sample generators, default 0.
+        dim_range ([float, float]): dimming factor d (low light = ambient / d), default [25, 50].
+        sigma_read_range ([float, float]): read-noise sigma, default [1e-3, 1e-2].
+        sigma_shot_range ([float, float]): shot-noise sigma, default [1e-2, 10**-1.3].
+        noise_sampling (str): ``uniform`` (default) or ``log_uniform``, for d and both sigmas.
+        flash_gain (float): multiplies the flash-only image, default 1.0.
+        homography_strength (float): corner offsets U(-s, s) pixels for a 224 crop, scaled with
+            ``crop_size``; default 8. Clamped to the margin an image has around its crop.
+        flash_noise_order (str): ``before_warp`` (default, SPEC.md) or ``after_warp``.
+        max_samples (int | None): keep only the first N scenes (sorted by key), default all.
+
+    Randomness. ``dataset[(epoch, index)]`` draws everything (crop, flips, rotation, dimming,
+    sigmas, noise, homography) from ``numpy.random.default_rng([seed, epoch, index])``: the same
+    triple gives a bit-identical sample in any process. ``index`` may exceed ``len(dataset)``
+    (BasicSR's ``dataset_enlarge_ratio``): the scene is ``index % len``, the generator uses the
+    full index. ``dataset[index]`` (an int, as stock samplers give) seeds the generator from
+    numpy's global stream instead, so every read is new but NOT reproducible.
+
+    Returns:
+        dict: ``lq``, ``flash``, ``gt``: (3, H, W) float32 tensors, sRGB in [0, 1]; ``lq_path``
+        (str: the ambient file or LMDB key in train, the lq file in test); ``params``: dict of
+        python floats (``dim_factor``, ``sigma_read``, ``sigma_shot``, ``flash_gain``,
+        ``homography_strength``, ``homography_max_offset``). In val/test ``params`` comes from
+        ``params.json`` and is omitted when that file is absent.
+    """
+
+    #: Tells ``fcdfn_plugin.data.sampler.EpochIndexSampler`` to yield ``(epoch, index)`` pairs.
+    accepts_epoch_index = True
+
+    def __init__(self, opt):
+        super().__init__()
+        self.opt = opt
+        self.phase = _option_choice(opt, 'phase', None, PHASES)
+        if not opt.get('dataroot'):
+            raise ValueError('option dataroot is required')
+        self.dataroot = str(opt['dataroot'])
+        self.io_backend_opt = dict(opt.get('io_backend') or {'type': 'disk'})
+        self.backend = _option_choice(self.io_backend_opt, 'type', 'disk', IO_BACKENDS)
+        self.seed = _option_number(opt, 'seed', 0, int)
+        max_samples = opt.get('max_samples')
+        if max_samples is not None:
+            max_samples = _option_number(opt, 'max_samples', None, int, minimum=1)
+        self.file_client = None  # opened lazily, per worker (an LMDB handle must not cross fork)
+        if not osp.isdir(self.dataroot):
+            raise FileNotFoundError(f'option dataroot: {self.dataroot} is not a folder')
+
+        if self.phase == 'train':
+            self.crop_size = _option_number(opt, 'crop_size', 224, int, minimum=1)
+            self.use_flip = bool(opt.get('use_flip', True))
+            self.use_rot = bool(opt.get('use_rot', True))
+            self.dim_range = _option_range(opt, 'dim_range', degradation.DEFAULT_DIM_RANGE)
+            self.sigma_read_range = _option_range(opt, 'sigma_read_range', degradation.DEFAULT_SIGMA_READ_RANGE)
+            self.sigma_shot_range = _option_range(opt, 'sigma_shot_range', degradation.DEFAULT_SIGMA_SHOT_RANGE)
+            self.noise_sampling = _option_choice(opt, 'noise_sampling', 'uniform', degradation.NOISE_SAMPLINGS)
+            self.flash_noise_order = _option_choice(opt, 'flash_noise_order', 'before_warp',
+                                                    degradation.FLASH_NOISE_ORDERS)
+            self.flash_gain = _option_number(opt, 'flash_gain', 1.0)
+            self.homography_strength = _option_number(opt, 'homography_strength',
+                                                      degradation.DEFAULT_HOMOGRAPHY_STRENGTH)
+            self.pairs = self._find_train_pairs()
+        else:
+            if self.backend != 'disk':
+                raise ValueError(f'option io_backend.type: {self.backend!r} is not supported for phase '
+                                 f'{self.phase!r}; the fixed test triplets are read from disk')
+            self.pairs = self._find_test_triplets()
+        self.keys = sorted(self.pairs)[:max_samples]
+        if not self.keys:
+            raise ValueError(f'{self.dataroot}: no {"pairs" if self.phase == "train" else "triplets"} found')
+        self.test_params = self._load_test_params() if self.phase != 'train' else None
+
+    # ---------------------------------------------------------------- discovery
+    def _find_train_pairs(self):
+        if self.backend == 'lmdb':
+            if not self.dataroot.endswith('.lmdb'):
+                raise ValueError(f'option dataroot: {self.dataroot} must end with .lmdb for io_backend lmdb')
+            meta_info = osp.join(self.dataroot, 'meta_info.txt')
+            if not osp.isfile(meta_info):
+                raise FileNotFoundError(f'{meta_info}: missing (BasicSR LMDB layout expected)')
+            with open(meta_info) as handle:
+                keys = [osp.splitext(line.split()[0])[0] for line in handle if line.strip()]
+            stems = {key: key for key in keys}
+        else:
+            stems = {osp.splitext(osp.basename(path))[0]: osp.join(self.dataroot, path)
+                     for path in scandir(self.dataroot, suffix='.png', recursive=True)}
+        pairs, unpaired = pair_by_name(stems)
+        if unpaired:
+            path, reason = unpaired[0]
+            raise FileNotFoundError(f'{path}: {reason} ({len(unpaired)} unpaired image(s) in {self.dataroot})')
+        return pairs
+
+    def _find_test_triplets(self):
+        folders = {role: osp.join(self.dataroot, role) for role in ('lq', 'flash', 'gt')}
+        for folder in folders.values():
+            if not osp.isdir(folder):
+                raise FileNotFoundError(f'{folder}: missing; phase {self.phase!r} expects lq/, flash/, gt/ in dataroot')
+        triplets = {}
+        for name in scandir(folders['gt'], suffix='.png'):
+            key = osp.splitext(name)[0]
+            triplets[key] = {role: osp.join(folder, name) for role, folder in folders.items()}
+            for path in triplets[key].values():
+                if not osp.isfile(path):
+                    raise FileNotFoundError(f'{path}: missing partner of {osp.join(folders["gt"], name)}')
+        return triplets
+
+    def _load_test_params(self):
+        params_path = osp.join(self.dataroot, TEST_PARAMS_FILE)
+        if not osp.isfile(params_path):
+            return None
+        with open(params_path) as handle:
+            params = json.load(handle)
+        for key in self.keys:
+            if key not in params:
+                raise KeyError(f'{params_path}: no entry for {key}')
+        return params
+
+    # ---------------------------------------------------------------- reading
+    def _read_bytes(self, path_or_key):
+        if self.file_client is None:
+            backend_opt = {k: v for k, v in self.io_backend_opt.items() if k != 'type'}
+            if self.backend == 'lmdb':
+                backend_opt.update(db_paths=[self.dataroot], client_keys=['default'])
+            self.file_client = FileClient(self.backend, **backend_opt)
+        if self.backend == 'lmdb':
+            buffer = self.file_client.get(path_or_key, 'default')
+            if buffer is None:
+                raise KeyError(f'key {path_or_key} missing from LMDB {self.dataroot}')
+            return buffer
+        return read_file_bytes(path_or_key)
+
+    def _read_image(self, path_or_key):
+        name = f'{self.dataroot}:{path_or_key}' if self.backend == 'lmdb' else path_or_key
+        return decode_image(self._read_bytes(path_or_key), name), name
+
+    def _read_same_size(self, paths):
+        images, names = zip(*(self._read_image(path) for path in paths))
+        for image, name in zip(images[1:], names[1:]):
+            if image.shape != images[0].shape:
+                raise ValueError(f'{names[0]} {images[0].shape[:2]} and {name} {image.shape[:2]} differ in size')
+        return images, names
+
+    # ---------------------------------------------------------------- samples
+    def __len__(self):
+        return len(self.keys)
+
+    def _generator(self, item):
+        if isinstance(item, (tuple, list)):
+            epoch, index = (int(v) for v in item)
+            return np.random.default_rng([self.seed, epoch, index]), index
+        index = int(item)
+        fresh = int(np.random.randint(_FRESH_SEED_HIGH, dtype=np.int64))  # global stream: new every read
+        return np.random.default_rng([self.seed, fresh]), index
+
+    def __getitem__(self, item):
+        rng, index = self._generator(item)
+        key = self.keys[index % len(self.keys)]
+        if self.phase == 'train':
+            return self._synthesise(key, rng)
+        return self._read_fixed(key)
+
+    def _synthesise(self, key, rng):
+        (ambient, flash_only), (ambient_name, _) = self._read_same_size(
+            [self.pairs[key]['ambient'], self.pairs[key]['flash']])
+        height, width = ambient.shape[:2]
+        crop = self.crop_size
+        if height < crop or width < crop:
+            raise ValueError(f'{ambient_name}: image {height}x{width} is smaller than crop_size {crop}')
+        # Corner offsets need a margin around the crop; small images get a smaller warp, never a border.
+        strength = self.homography_strength * crop / degradation.REFERENCE_CROP
+        margin = min(int(np.ceil(strength)), (min(height, width) - crop) // 2)
+        window = crop + 2 * margin
+        top = int(rng.integers(0, height - window + 1))
+        left = int(rng.integers(0, width - window + 1))
+        # Three draws always, whatever the options, so the rest of the stream does not shift.
+        hflip, vflip, transpose = rng.random(3) < 0.5
+        windows = []
+        for image in (ambient, flash_only):
+            patch = image[top:top + window, left:left + window]
+            if self.use_flip and hflip:
+                patch = patch[:, ::-1]
+            if self.use_flip and vflip:
+                patch = patch[::-1]
+            if self.use_rot and transpose:
+                patch = patch.transpose(1, 0, 2)
+            windows.append(to_linear(np.ascontiguousarray(patch)))
+        lq, flash, gt, params = degradation.degrade_window(
+            windows[0], windows[1], margin, rng, dim_range=self.dim_range, sigma_read_range=self.sigma_read_range,
+            sigma_shot_range=self.sigma_shot_range, noise_sampling=self.noise_sampling, flash_gain=self.flash_gain,
+            corner_strength=strength, flash_noise_order=self.flash_noise_order)
+        lq, flash, gt = img2tensor([lq, flash, gt], bgr2rgb=False, float32=True)
+        return {'lq': lq, 'flash': flash, 'gt': gt, 'lq_path': self.pairs[key]['ambient'], 'params': params}
+
+    def _read_fixed(self, key):
+        paths = self.pairs[key]
+        (lq, flash, gt), _ = self._read_same_size([paths['lq'], paths['flash'], paths['gt']])
+        lq, flash, gt = img2tensor([to_unit_float(lq), to_unit_float(flash), to_unit_float(gt)],
+                                   bgr2rgb=False, float32=True)
+        sample = {'lq': lq, 'flash': flash, 'gt': gt, 'lq_path': paths['lq']}
+        if self.test_params is not None:
+            sample['params'] = {name: float(value) for name, value in self.test_params[key].items()}
+        return sample

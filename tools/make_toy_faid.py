@@ -1,0 +1,163 @@
+"""Build an offline stand-in for FAID, in FAID's file layout, from rendered scenes.
+
+    python tools/make_toy_faid.py --out datasets/toy_faid [--count 224 --size 256 --seed 0 --bits 8]
+
+Writes ``<Category>_<NNN>_ambient.png`` and ``<Category>_<NNN>_flash.png`` (flash = flash-only),
+8-bit sRGB (like FAID's processed release) or 16-bit linear (like its raw release). Two sources:
+
+* ``Leaves_<NNN>``: procedural dead-leaves scenes (unique by construction), rendered with exact
+  depth, normals, albedo textures and flash shadows (``fcdfn_plugin.data.toy_scenes``);
+* ``Photo-<name>_<NNN>``: random cuts of the colour photographs shipped inside scikit-image's
+  wheel (the motorcycle with its stereo disparity as real depth), rendered with the same light
+  model. The ``-<name>`` tag makes ``tools/prepare_faid.py`` keep all cuts of one photograph on
+  the same side of the train/test split.
+
+Scene ``i`` is drawn from ``numpy.random.default_rng([seed, i])``: same arguments, same files.
+"""
+import argparse
+import multiprocessing
+import os
+import shutil
+import sys
+from os import path as osp
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from fcdfn_plugin.data.degradation import linear_to_srgb  # noqa: E402
+from fcdfn_plugin.data.toy_scenes import render_dead_leaves, render_photo  # noqa: E402
+
+#: Colour photographs of scikit-image's wheel that look like scenes (name -> optional disparity file).
+PHOTOS = {
+    'astronaut': ('astronaut.png', None),
+    'chelsea': ('chelsea.png', None),
+    'coffee': ('coffee.png', None),
+    'rocket': ('rocket.jpg', None),
+    'motorcycle': ('motorcycle_left.png', 'motorcycle_disp.npz'),
+}
+
+
+def shipped_photos():
+    """name -> (sRGB float32 image, disparity or None) for every photo present in the installed wheel.
+
+    Only files inside the wheel are used (scikit-image would otherwise try to download them).
+    """
+    import skimage.data
+    data_dir = osp.dirname(skimage.data.__file__)
+    photos = {}
+    for name, (image_file, disparity_file) in PHOTOS.items():
+        image = cv2.imread(osp.join(data_dir, image_file), cv2.IMREAD_COLOR)
+        if image is None:
+            continue
+        disparity = None
+        if disparity_file is not None and osp.isfile(osp.join(data_dir, disparity_file)):
+            with np.load(osp.join(data_dir, disparity_file)) as archive:
+                disparity = archive[archive.files[0]]
+            if disparity.shape != image.shape[:2]:
+                disparity = None
+        photos[name] = (image[..., ::-1].astype(np.float32) / 255.0, disparity)
+    return photos, data_dir
+
+
+def encode(linear, bits):
+    """(H, W, 3) linear RGB -> BGR array for cv2.imwrite: 8-bit sRGB or 16-bit linear."""
+    if bits == 8:
+        image = np.round(linear_to_srgb(linear) * 255.0).astype(np.uint8)
+    else:
+        image = np.round(np.clip(linear, 0.0, 1.0) * 65535.0).astype(np.uint16)
+    return np.ascontiguousarray(image[..., ::-1])
+
+
+def scene_plan(count, photo_fraction, photo_names):
+    """[(scene key, photo name or None)]: procedural scenes, then photo cuts spread over the photos."""
+    photo_count = int(round(count * photo_fraction)) if photo_names else 0
+    plan = [(f'Leaves_{number:03d}', None) for number in range(count - photo_count)]
+    per_photo = {name: 0 for name in photo_names}
+    for cut in range(photo_count):
+        name = photo_names[cut % len(photo_names)]
+        plan.append((f'Photo-{name}_{per_photo[name]:03d}', name))
+        per_photo[name] += 1
+    return plan
+
+
+_PHOTOS = {}
+
+
+def _set_photos(photos):
+    _PHOTOS.clear()
+    _PHOTOS.update(photos)
+
+
+def _render_and_write(task):
+    """Render scene ``scene_index`` from ``default_rng([seed, scene_index])`` and write its two files."""
+    seed, scene_index, key, photo_name, size, bits, out = task
+    rng = np.random.default_rng([seed, scene_index])
+    if photo_name is None:
+        ambient, flash_only = render_dead_leaves(rng, size)
+    else:
+        photo, disparity = _PHOTOS[photo_name]
+        ambient, flash_only = render_photo(photo, rng, size, disparity=disparity)
+    for role, linear in (('ambient', ambient), ('flash', flash_only)):
+        path = osp.join(out, f'{key}_{role}.png')
+        if not cv2.imwrite(path, encode(linear, bits), [cv2.IMWRITE_PNG_COMPRESSION, 1]):
+            raise OSError(f'{path}: cannot write')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--out', required=True, help='output folder (FAID layout)')
+    parser.add_argument('--count', type=int, default=224, help='number of scenes (default 224)')
+    parser.add_argument('--size', type=int, default=256, help='image height and width in pixels (default 256)')
+    parser.add_argument('--seed', type=int, default=0, help='base seed (default 0)')
+    parser.add_argument('--bits', type=int, choices=(8, 16), default=8,
+                        help='8: 8-bit sRGB (processed FAID); 16: 16-bit linear (raw FAID). Default 8')
+    parser.add_argument('--photo-fraction', type=float, default=0.25,
+                        help='share of scenes cut from photographs, the rest procedural (default 0.25)')
+    parser.add_argument('--workers', type=int, default=min(2, os.cpu_count() or 1),
+                        help='worker processes (default min(2, CPUs)); the output does not depend on it')
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing non-empty --out')
+    args = parser.parse_args(argv)
+    if args.count < 1 or args.size < 16:
+        parser.error('--count must be >= 1 and --size >= 16')
+    if not 0 <= args.photo_fraction <= 1:
+        parser.error('--photo-fraction must be in [0, 1]')
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if osp.isdir(args.out) and os.listdir(args.out):
+        if not args.overwrite:
+            sys.exit(f'{args.out} exists and is not empty; pass --overwrite to replace it')
+        shutil.rmtree(args.out)
+    photos = {}
+    if args.photo_fraction > 0:
+        photos, data_dir = shipped_photos()
+        if not photos:
+            sys.exit(f'none of the photographs {sorted(v[0] for v in PHOTOS.values())} is shipped in {data_dir}; '
+                     'use --photo-fraction 0 for procedural scenes only')
+    os.makedirs(args.out, exist_ok=True)
+    plan = scene_plan(args.count, args.photo_fraction, sorted(photos))
+    tasks = [(args.seed, scene_index, key, photo_name, args.size, args.bits, args.out)
+             for scene_index, (key, photo_name) in enumerate(plan)]
+    # Each scene has its own generator, so the output does not depend on the number of workers.
+    progress = tqdm(total=len(tasks), desc='toy FAID', unit='scene')
+    if args.workers > 1:
+        with multiprocessing.Pool(args.workers, initializer=_set_photos, initargs=(photos, )) as pool:
+            for _ in pool.imap_unordered(_render_and_write, tasks, chunksize=4):
+                progress.update()
+    else:
+        _set_photos(photos)
+        for task in tasks:
+            _render_and_write(task)
+            progress.update()
+    progress.close()
+    print(f'wrote {len(plan)} scenes ({sum(p is None for _, p in plan)} procedural, '
+          f'{sum(p is not None for _, p in plan)} photo cuts from {len(photos)} photos) to {args.out}')
+
+
+if __name__ == '__main__':
+    main()
