@@ -8,7 +8,7 @@ EXPECTED = {
     ARCH_REGISTRY: [],
     DATASET_REGISTRY: ['FlashLowLightDataset'],
     LOSS_REGISTRY: ['FCDFNLoss', 'FCDFNSSIMLoss', 'FCDFNGradientLoss'],
-    METRIC_REGISTRY: [],
+    METRIC_REGISTRY: ['calculate_fcdfn_lpips'],
     MODEL_REGISTRY: [],
 }
 
