@@ -9,7 +9,7 @@ EXPECTED = {
     DATASET_REGISTRY: ['FlashLowLightDataset'],
     LOSS_REGISTRY: ['FCDFNLoss', 'FCDFNSSIMLoss', 'FCDFNGradientLoss'],
     METRIC_REGISTRY: ['calculate_fcdfn_lpips'],
-    MODEL_REGISTRY: [],
+    MODEL_REGISTRY: ['FCDFNModel'],
 }
 
 

@@ -1,1 +1,4 @@
-"""Registered models of the FCDFN plugin (filled in by later modules)."""
+"""Registered models of the FCDFN plugin."""
+from .fcdfn_model import FCDFNModel
+
+__all__ = ['FCDFNModel']
