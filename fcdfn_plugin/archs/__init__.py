@@ -1,1 +1,5 @@
-"""Registered archs of the FCDFN plugin (filled in by later modules)."""
+"""Registered archs of the FCDFN plugin."""
+from .deepfnf_arch import DeepFnFArch
+from .fcdfn_arch import FCDFNArch
+
+__all__ = ['DeepFnFArch', 'FCDFNArch']

@@ -1,0 +1,128 @@
+"""FCDFNArch: two encoders, three decoders, two predicted SAECNNs fused by importance maps (paper Fig. 1)."""
+import torch
+from basicsr.utils.registry import ARCH_REGISTRY
+from torch import nn
+
+from ..ops import SAECNN_MODES, coarse_filter, saecnn_filter
+from .unet_blocks import (BasisDecoder, PixelDecoder, UNetEncoder, check_choice, check_kernel_size,
+                          filter_network_dc_gain, init_small_, init_zero_, level_widths, log_of, pad_to_multiple)
+
+FUSIONS = ('softmax', 'free', 'add')
+BRANCHES = ('lowlight', 'flash')
+
+
+@ARCH_REGISTRY.register()
+class FCDFNArch(nn.Module):
+    """Flash Compensated Dynamic Filtering Network.
+
+    Args:
+        in_channels: colour channels of each input (3 for sRGB).
+        base_channels: width of the first U-Net level (paper 64); level l has base * 2**l.
+        depth: U-Net levels (paper 5, i.e. 4 down-samplings).
+        num_basis: N, basis kernels per layer and coefficients per pixel (paper 90).
+        kernel_sizes: odd sizes of the SAECNN layers, front to back (paper 15, 7, 3).
+        coarse_kernel_size: size of the coarse branch's kernel (paper 15).
+        coarse_dilation: tap spacing of the coarse kernel on the tent-low-passed image (4).
+        fusion: 'softmax' (A_n + A_f = 1, Eq. 6), 'free' (unconstrained per-pixel weights) or
+            'add' (A_n = A_f = 1, the "w/o adaptive fusion" ablation).
+        kernel_mode: 'cascade' (SAECNN, Eq. 5) or 'parallel' (the "w/o SAECNN" ablation).
+        use_flash: False replaces the flash input by the low-light input (the "w/o flash" ablation);
+            the network and its parameter count are unchanged.
+        lowlight_gain: initial value of the learnable global gain that brightens the low-light input
+            (sRGB of a 25-50x linear dimming is about 5x darker, see docs/DESIGN.md).
+        flash_gain: initial value of the learnable global gain of the flash input.
+        padding_mode: border handling of the per-pixel filters, 'reflect' or 'zeros'.
+
+    ``forward(lq, flash)``: (B,3,H,W) sRGB in [0,1] each, any H, W -> (B,3,H,W), not clamped.
+    ``pad_multiple``: the input is padded internally to a multiple of this (tiling can align to it).
+    """
+
+    def __init__(self, in_channels=3, base_channels=64, depth=5, num_basis=90, kernel_sizes=(15, 7, 3),
+                 coarse_kernel_size=15, coarse_dilation=4, fusion='softmax', kernel_mode='cascade', use_flash=True,
+                 lowlight_gain=5.0, flash_gain=1.0, padding_mode='reflect'):
+        super().__init__()
+        check_choice('fusion', fusion, FUSIONS)
+        check_choice('kernel_mode', kernel_mode, SAECNN_MODES)
+        check_choice('padding_mode', padding_mode, ('reflect', 'zeros'))
+        kernel_sizes = tuple(int(k) for k in kernel_sizes)
+        if not kernel_sizes:
+            raise ValueError('kernel_sizes must name at least one layer')
+        for size in kernel_sizes:
+            check_kernel_size('kernel_sizes', size)
+        check_kernel_size('coarse_kernel_size', coarse_kernel_size)
+        if int(coarse_dilation) != coarse_dilation or coarse_dilation < 1:
+            raise ValueError(f'coarse_dilation must be a positive integer, got {coarse_dilation!r}')
+        self.in_channels, self.num_basis = in_channels, num_basis
+        self.kernel_sizes, self.coarse_kernel_size, self.coarse_dilation = kernel_sizes, coarse_kernel_size, coarse_dilation
+        self.fusion, self.kernel_mode, self.use_flash, self.padding_mode = fusion, kernel_mode, use_flash, padding_mode
+        self.pad_multiple = 2**(depth - 1)
+        num_layers = len(kernel_sizes)
+        widths = level_widths(base_channels, depth)
+
+        self.encoder_lowlight = UNetEncoder(in_channels, widths)
+        self.encoder_flash = UNetEncoder(in_channels, widths)
+        self.decoder_pixel = PixelDecoder(widths, skip_multiplier=2)
+        all_sizes = kernel_sizes + (coarse_kernel_size,)
+        self.decoder_basis_lowlight = BasisDecoder(widths, 2, num_basis, all_sizes)
+        self.decoder_basis_flash = BasisDecoder(widths, 2, num_basis, all_sizes)
+
+        # Decoder P's heads, both branches in one conv each: coefficients, kernel biases (layers +
+        # coarse), residual weights, importance logits.
+        self.coeff_head = nn.Conv2d(widths[0], 2 * num_basis, 3, padding=1)
+        self.bias_head = nn.Conv2d(widths[0], 2 * (num_layers + 1), 3, padding=1)
+        self.residual_head = nn.Conv2d(widths[0], 2 * num_layers, 3, padding=1)
+        self.importance_head = None if fusion == 'add' else nn.Conv2d(widths[0], 2, 3, padding=1)
+        # Start as normalised box filters: coefficients ~0 (small, not zero, so the basis decoders get
+        # a gradient), bias 1/K^2 on every tap, residual weights 1 (parallel: 1/L), fusion 0.5/0.5.
+        init_small_(self.coeff_head, 1e-3)
+        init_zero_(self.bias_head)
+        init_zero_(self.residual_head)
+        if self.importance_head is not None:
+            init_zero_(self.importance_head)
+        bias_offset = torch.tensor([1.0 / k**2 for k in all_sizes])
+        residual_offset = torch.full((num_layers,), 1.0 if kernel_mode == 'cascade' else 1.0 / num_layers)
+        self.register_buffer('bias_offset', bias_offset.view(1, -1, 1, 1), persistent=False)
+        self.register_buffer('residual_offset', residual_offset.view(1, -1, 1, 1), persistent=False)
+        # The filter is linear in its input, so pre-dividing the image by the initial DC gain makes the
+        # untrained network output a smooth copy of the brightened input, not 8 times it.
+        # ('add' sums two such branches, hence the extra factor 2.)
+        self.dc_gain = (filter_network_dc_gain(kernel_mode, num_layers) + 1.0) * (2.0 if fusion == 'add' else 1.0)
+        flash_init = flash_gain if use_flash else lowlight_gain
+        self.log_gain = nn.Parameter(torch.tensor([log_of(lowlight_gain, 'lowlight_gain'),
+                                                   log_of(flash_init, 'flash_gain')]))
+
+    def forward(self, lq, flash):
+        if lq.dim() != 4 or lq.shape[1] != self.in_channels or flash.shape != lq.shape:
+            raise ValueError(f'FCDFNArch expects lq and flash of the same shape (B,{self.in_channels},H,W), '
+                             f'got {tuple(lq.shape)} and {tuple(flash.shape)}')
+        if not self.use_flash:
+            flash = lq
+        height, width = lq.shape[-2:]
+        gain = self.log_gain.exp()
+        lowlight = pad_to_multiple(lq, self.pad_multiple) * gain[0]  # (B,3,Hp,Wp) brightened
+        flash = pad_to_multiple(flash, self.pad_multiple) * gain[1]
+
+        skips = [torch.cat(pair, dim=1) for pair in zip(self.encoder_lowlight(lowlight), self.encoder_flash(flash))]
+        pixel_features = self.decoder_pixel(skips)  # (B,base,Hp,Wp)
+        coeffs = self.coeff_head(pixel_features).chunk(2, dim=1)  # 2 x (B,N,Hp,Wp)
+        biases = (self.bias_head(pixel_features) + self.bias_offset.repeat(1, 2, 1, 1)).chunk(2, dim=1)
+        residual = (self.residual_head(pixel_features) + self.residual_offset.repeat(1, 2, 1, 1)).chunk(2, dim=1)
+        bases = (self.decoder_basis_lowlight(skips), self.decoder_basis_flash(skips))
+
+        restored = []
+        for index, image in enumerate((lowlight, flash)):
+            image = image / self.dc_gain
+            layer_biases = biases[index].split(1, dim=1)  # (layers + coarse) x (B,1,Hp,Wp)
+            fine = saecnn_filter(image, coeffs[index], bases[index][:-1], layer_biases[:-1],
+                                 residual[index].split(1, dim=1), self.kernel_mode, self.padding_mode)
+            coarse = coarse_filter(image, coeffs[index], bases[index][-1], layer_biases[-1],
+                                   self.coarse_dilation, self.padding_mode)
+            restored.append(fine + coarse)
+
+        if self.fusion == 'add':
+            out = restored[0] + restored[1]
+        else:
+            importance = self.importance_head(pixel_features)  # (B,2,Hp,Wp)
+            importance = importance.softmax(dim=1) if self.fusion == 'softmax' else importance + 0.5
+            out = importance[:, 0:1] * restored[0] + importance[:, 1:2] * restored[1]
+        return out[..., :height, :width]
