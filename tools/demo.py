@@ -11,24 +11,12 @@ import argparse
 import glob
 import json
 import os
-import subprocess
-import sys
-import time
 from os import path as osp
 
 import cv2
 import numpy as np
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-TOY = osp.join('datasets', 'toy_faid')
-PREPARED = osp.join('datasets', 'toy_faid_prepared')
-
-
-def step(title, args):
-    print(f'\n=== {title}\n    $ {" ".join(args)}', flush=True)
-    started = time.time()
-    subprocess.run([sys.executable] + args, cwd=REPO, check=True)
-    print(f'=== done in {time.time() - started:.0f} s', flush=True)
 
 
 def read_rgb8(path):
@@ -50,23 +38,21 @@ def main():
     from basicsr.metrics import calculate_psnr, calculate_ssim
 
     from fcdfn_plugin.utils.paths import experiments_root
+    from fcdfn_plugin.utils.pipeline import ensure_toy_dataset, run_step
     from fcdfn_plugin.utils.report import comparison_grid, markdown_table, parse_train_log, plot_training_curves
 
-    if osp.isdir(osp.join(REPO, PREPARED)):
-        print(f'Reusing the prepared toy dataset in {PREPARED} (delete it to rebuild).')
-    else:
-        if not osp.isdir(osp.join(REPO, TOY)):
-            step('1/4 Building the offline toy FAID', ['tools/make_toy_faid.py', '--out', TOY])
-        step('1/4 Preparing it (train LMDB + fixed test set)',
-             ['tools/prepare_faid.py', '--faid-root', TOY, '--out', PREPARED, '--test-count', '24', '--test-crop', '128'])
-    step('2/4 Training FCDFN on CPU', ['tools/train.py', '-opt', 'options/fcdfn_demo.yml'])
-    step('3/4 Testing it on the fixed test set', ['tools/test.py', '-opt', 'options/test_fcdfn_demo.yml'])
+    print('=== 1/4 The offline toy FAID', flush=True)
+    prepared = ensure_toy_dataset()
+    root = experiments_root()
+    weights = osp.join(root, 'experiments', 'FCDFN_demo', 'models', 'net_g_latest.pth')
+    run_step('2/4 Training FCDFN on CPU', ['tools/train.py', '-opt', 'options/fcdfn_demo.yml'])
+    run_step('3/4 Testing it on the fixed test set', ['tools/test.py', '-opt', 'options/test_fcdfn_demo.yml',
+                                                      '--force_yml', f'path:pretrain_network_g={weights}'])
 
     print('\n=== 4/4 Writing the report', flush=True)
     out = osp.join(REPO, args.out) if not osp.isabs(args.out) else args.out
     os.makedirs(out, exist_ok=True)
-    root = experiments_root()
-    test_dir = osp.join(REPO, PREPARED, 'test')
+    test_dir = osp.join(prepared, 'test')
     result_dir = osp.join(root, 'results', 'FCDFN_demo_test', 'visualization', 'ToyFAID_test')
     rows, grid_rows = [], []
     for gt_path in sorted(glob.glob(osp.join(test_dir, 'gt', '*.png'))):
@@ -98,7 +84,7 @@ def main():
     print(f'Metrics:              {osp.join(out, "metrics.md")} (and metrics.json)')
     print(f'Comparison grid:      {osp.join(out, "comparison.png")}')
     print(f'Training curves:      {osp.join(out, "training_curves.png")}')
-    print(f'Weights:              {osp.join(root, "experiments", "FCDFN_demo", "models", "net_g_latest.pth")}')
+    print(f'Weights:              {weights}')
 
 
 if __name__ == '__main__':

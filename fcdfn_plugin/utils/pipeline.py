@@ -1,0 +1,35 @@
+"""Steps shared by the demo and the ablation tools: run a tool, build the toy dataset once."""
+import os
+import subprocess
+import sys
+import time
+from os import path as osp
+
+from .paths import REPO_ROOT
+
+#: Where the demo and the ablation put the offline toy FAID (relative to the repository root).
+TOY_DIR = osp.join('datasets', 'toy_faid')
+TOY_PREPARED_DIR = osp.join('datasets', 'toy_faid_prepared')
+
+
+def run_step(title, args, env_extra=None):
+    """Run ``python <args>`` from the repository root, showing its output live; raise on failure."""
+    print(f'\n=== {title}\n    $ python {" ".join(map(str, args))}', flush=True)
+    started = time.time()
+    env = dict(os.environ, **(env_extra or {}))
+    subprocess.run([sys.executable] + [str(a) for a in args], cwd=REPO_ROOT, env=env, check=True)
+    print(f'=== done in {time.time() - started:.0f} s', flush=True)
+
+
+def ensure_toy_dataset(test_count=24, test_crop=128):
+    """Build and prepare the toy FAID under ``datasets/`` unless it is already there; return its path."""
+    prepared = osp.join(REPO_ROOT, TOY_PREPARED_DIR)
+    if osp.isdir(prepared):
+        print(f'Reusing the prepared toy dataset in {TOY_PREPARED_DIR} (delete it to rebuild).', flush=True)
+        return prepared
+    if not osp.isdir(osp.join(REPO_ROOT, TOY_DIR)):
+        run_step('Building the offline toy FAID', ['tools/make_toy_faid.py', '--out', TOY_DIR])
+    run_step('Preparing it (train LMDB + fixed test set)',
+             ['tools/prepare_faid.py', '--faid-root', TOY_DIR, '--out', TOY_PREPARED_DIR,
+              '--test-count', test_count, '--test-crop', test_crop])
+    return prepared
