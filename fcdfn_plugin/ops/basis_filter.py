@@ -73,10 +73,14 @@ class _BandedBasisFilter(torch.autograd.Function):
         taps = kernel_size * kernel_size
         basis_t = basis.reshape(batch, num_basis, taps).transpose(1, 2)  # (B,K2,N)
         out = padded.new_empty(batch, channels, height, width)
+        workspace = _Workspace(padded)
         for row0, row1 in _bands(height, width * batch, tile_pixels):
-            windows, kernels = _band_terms(padded, coeffs, basis_t, bias, row0, row1, kernel_size, dilation)
+            band_h = row1 - row0
+            windows, kernels = _band_terms(padded, coeffs, basis_t, bias, row0, row1, kernel_size, dilation, workspace)
             # (B,C,K,K,h,W) * (B,1,K,K,h,W) summed over the taps
-            out[:, :, row0:row1] = (windows * kernels.unsqueeze(1)).sum((2, 3))
+            product = workspace.get('product', (batch, channels, kernel_size, kernel_size, band_h, width))
+            torch.mul(windows, kernels.unsqueeze(1), out=product)
+            out[:, :, row0:row1] = product.sum((2, 3))
         ctx.save_for_backward(padded, coeffs, basis, bias)
         ctx.dilation, ctx.tile_pixels = dilation, tile_pixels
         return out
@@ -98,15 +102,16 @@ class _BandedBasisFilter(torch.autograd.Function):
         grad_coeffs = torch.empty_like(coeffs) if need_coeffs else None
         grad_basis_t = padded.new_zeros(batch, taps, num_basis) if need_basis else None
         grad_bias = torch.empty_like(bias) if (bias is not None and need_bias) else None
+        workspace = _Workspace(padded)
         for row0, row1 in _bands(height, width * batch, ctx.tile_pixels):
             band_h = row1 - row0
             pixels = band_h * width
-            windows, kernels = _band_terms(padded, coeffs, basis_t, bias, row0, row1, kernel_size, dilation)
+            windows, kernels = _band_terms(padded, coeffs, basis_t, bias, row0, row1, kernel_size, dilation, workspace)
             grad_band = grad_out[:, :, row0:row1]  # (B,C,h,W)
             if need_coeffs or need_basis or grad_bias is not None:
                 # dL/dW(r,t) = sum_c g[c,r] x[c, r + shift_t]: (B,K2,P)
                 # accumulated channel by channel: one (B,K,K,h,W) buffer instead of a C times larger product
-                grad_kernels = padded.new_empty(batch, kernel_size, kernel_size, band_h, width)
+                grad_kernels = workspace.get('grad_kernels', (batch, kernel_size, kernel_size, band_h, width))
                 torch.mul(windows[:, 0], grad_band[:, 0, None, None], out=grad_kernels)
                 for channel in range(1, channels):
                     grad_kernels.addcmul_(windows[:, channel], grad_band[:, channel, None, None])
@@ -121,7 +126,9 @@ class _BandedBasisFilter(torch.autograd.Function):
                     grad_bias[:, :, row0:row1] = grad_kernels.sum(1).view(batch, 1, band_h, width)
             if need_image:
                 # the taps scatter back onto the padded image: fold (col2im) is the adjoint of the windows
-                grad_cols = kernels.view(batch, 1, taps, pixels) * grad_band.reshape(batch, channels, 1, pixels)
+                grad_cols = workspace.get('product', (batch, channels, taps, pixels))
+                torch.mul(kernels.view(batch, 1, taps, pixels), grad_band.reshape(batch, channels, 1, pixels),
+                          out=grad_cols)
                 grad_cols = grad_cols.view(batch, channels * taps, pixels)
                 grad_padded[:, :, row0:row1 + margin] += F.fold(
                     grad_cols, (band_h + margin, padded_w), kernel_size, dilation=dilation)
@@ -137,7 +144,29 @@ def _bands(height, pixels_per_row, tile_pixels):
         yield row0, min(height, row0 + rows)
 
 
-def _band_terms(padded, coeffs, basis_t, bias, row0, row1, kernel_size, dilation):
+class _Workspace:
+    """Reusable flat buffers, one per name, viewed at each band's shape.
+
+    Allocating fresh multi-megabyte band buffers makes the allocator map and unmap (and the kernel
+    zero) them for every band; reusing them removed most of the system time on CPU.
+    """
+
+    def __init__(self, like):
+        self.like = like
+        self.buffers = {}
+
+    def get(self, name, shape):
+        numel = 1
+        for dim in shape:
+            numel *= dim
+        buffer = self.buffers.get(name)
+        if buffer is None or buffer.numel() < numel:
+            buffer = self.like.new_empty(numel)
+            self.buffers[name] = buffer
+        return buffer[:numel].view(shape)
+
+
+def _band_terms(padded, coeffs, basis_t, bias, row0, row1, kernel_size, dilation, workspace):
     """Rows row0..row1: every tap's window of the padded image as a strided view (B,C,K,K,h,W),
     without copying (unlike unfold), and the per-pixel kernels (B,K,K,h,W)."""
     batch, channels = padded.shape[:2]
@@ -148,10 +177,11 @@ def _band_terms(padded, coeffs, basis_t, bias, row0, row1, kernel_size, dilation
         (batch, channels, kernel_size, kernel_size, band_h, width),
         (stride_b, stride_c, stride_h * dilation, stride_w * dilation, stride_h, stride_w))
     coeffs_band = coeffs[:, :, row0:row1].reshape(batch, num_basis, band_h * width)
+    kernels = workspace.get('kernels', (batch, kernel_size * kernel_size, band_h * width))  # (B,K2,P)
     if bias is None:
-        kernels = torch.bmm(basis_t, coeffs_band)  # (B,K2,P)
+        torch.bmm(basis_t, coeffs_band, out=kernels)
     else:  # the bias enters the GEMM's accumulator instead of a separate pass
-        kernels = torch.baddbmm(bias[:, :, row0:row1].reshape(batch, 1, band_h * width), basis_t, coeffs_band)
+        torch.baddbmm(bias[:, :, row0:row1].reshape(batch, 1, band_h * width), basis_t, coeffs_band, out=kernels)
     return windows, kernels.view(batch, kernel_size, kernel_size, band_h, width)
 
 
