@@ -1,0 +1,113 @@
+"""Benchmarks, one argparse subcommand each.
+
+    python tools/benchmark.py op [--size 224] [--batch 4] [--num-basis 90] [--kernel 15] [--repeat 3]
+
+``op``: time and peak resident memory above the inputs of one forward+backward of ``basis_filter``
+(banded, the kept design), ``basis_filter_conv`` (design (a)) and a naive unfold filter, each in its
+own process so one's allocations cannot hide another's peak. Time is the minimum over repeats
+(the machine may be shared); memory is VmHWM minus VmRSS after the inputs exist and the code paths
+were warmed up on a tiny problem (so loading libraries is not counted). Linux only (/proc).
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+IMPLEMENTATIONS = ('banded', 'conv', 'naive')
+
+
+def naive_unfold_filter(image, coeffs, basis, bias, dilation=1, padding_mode='reflect'):
+    """The obvious version: every per-pixel kernel and the whole image unfolded at once."""
+    import torch.nn.functional as F
+    from fcdfn_plugin.ops import pad_image
+    batch, channels, height, width = image.shape
+    num_basis, size = basis.shape[1], basis.shape[-1]
+    padded = pad_image(image, dilation * (size - 1) // 2, padding_mode)
+    cols = F.unfold(padded, size, dilation=dilation).view(batch, channels, size * size, height * width)
+    kernels = basis.reshape(batch, num_basis, -1).transpose(1, 2) @ coeffs.reshape(batch, num_basis, -1)
+    kernels = kernels + bias.reshape(batch, 1, -1)
+    return (cols * kernels.unsqueeze(1)).sum(2).view(batch, channels, height, width)
+
+
+def _status_mb(key):
+    with open('/proc/self/status') as status:
+        for line in status:
+            if line.startswith(key):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f'{key} not in /proc/self/status')
+
+
+def op_worker(args):
+    """Runs in its own process; prints one JSON line."""
+    import torch
+    from fcdfn_plugin.ops import basis_filter, basis_filter_conv
+    fn = {'banded': basis_filter, 'conv': basis_filter_conv, 'naive': naive_unfold_filter}[args.worker]
+
+    def make(batch, size, seed):
+        gen = torch.Generator().manual_seed(seed)
+        k, n = args.kernel, args.num_basis
+        return [torch.rand(batch, 3, size, size, generator=gen).requires_grad_(),
+                (torch.randn(batch, n, size, size, generator=gen) / n**0.5).requires_grad_(),
+                (torch.randn(batch, n, k, k, generator=gen) / k).requires_grad_(),
+                (torch.rand(batch, 1, size, size, generator=gen) / k**2).requires_grad_()]
+
+    def step(inputs):
+        fn(*inputs).square().mean().backward()
+
+    step(make(1, 2 * args.kernel, 1))  # warm-up: load code paths and thread pools
+    inputs = make(args.batch, args.size, 0)
+    baseline = _status_mb('VmRSS')
+    times = []
+    for _ in range(args.repeat):
+        for tensor in inputs:
+            tensor.grad = None
+        start = time.perf_counter()
+        step(inputs)
+        times.append(time.perf_counter() - start)
+    print(json.dumps({'impl': args.worker, 'seconds': min(times), 'all_seconds': times,
+                      'peak_above_inputs_mb': _status_mb('VmHWM') - baseline}))
+
+
+def op_command(args):
+    import torch
+    results = {}
+    for impl in args.impls:
+        command = [sys.executable, os.path.abspath(__file__), 'op', '--worker', impl, '--size', str(args.size),
+                   '--batch', str(args.batch), '--num-basis', str(args.num_basis), '--kernel', str(args.kernel),
+                   '--repeat', str(args.repeat)]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f'{impl} failed (exit {done.returncode}):\n{done.stderr[-2000:]}')
+        results[impl] = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f'basis filter, forward+backward, B={args.batch} C=3 N={args.num_basis} K={args.kernel} '
+          f'{args.size}x{args.size}, {torch.get_num_threads()} threads, min of {args.repeat}')
+    print(f'{"impl":8s} {"seconds":>8s} {"peak MB":>9s} {"naive/impl time":>16s} {"naive/impl memory":>18s}')
+    naive = results.get('naive')
+    for impl, result in results.items():
+        ratios = ''
+        if naive:
+            ratios = (f'{naive["seconds"] / result["seconds"]:16.2f} '
+                      f'{naive["peak_above_inputs_mb"] / max(result["peak_above_inputs_mb"], 1e-9):18.1f}')
+        print(f'{impl:8s} {result["seconds"]:8.3f} {result["peak_above_inputs_mb"]:9.1f} {ratios}')
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest='command', required=True)
+    op = commands.add_parser('op', help='basis_filter vs naive unfold: time and peak memory, forward+backward')
+    op.add_argument('--size', type=int, default=224, help='square image side (224; 1024 for 1 MP)')
+    op.add_argument('--batch', type=int, default=4)
+    op.add_argument('--num-basis', type=int, default=90)
+    op.add_argument('--kernel', type=int, default=15)
+    op.add_argument('--repeat', type=int, default=3)
+    op.add_argument('--impls', nargs='+', choices=IMPLEMENTATIONS, default=list(IMPLEMENTATIONS))
+    op.add_argument('--worker', choices=IMPLEMENTATIONS, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.command == 'op':
+        op_worker(args) if args.worker else op_command(args)
+
+
+if __name__ == '__main__':
+    main()
