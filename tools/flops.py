@@ -1,0 +1,73 @@
+"""Parameters and FLOPs of the ``network_g`` of a BasicSR options file (mmengine complexity analysis).
+
+    python tools/flops.py -opt options/fcdfn.yml [--size 224 224]
+
+The arch is built through BasicSR's ARCH_REGISTRY (after ``import fcdfn_plugin``) and fed a
+(1,3,H,W) lq and flash. FLOPs follow mmengine's convention (one multiply-add = one FLOP). The
+per-pixel filter is a custom autograd Function, invisible to the tracer's per-op handles, so it gets
+its own handle: B*H*W*K^2*(N + C + 1) multiply-adds (build the kernels, bias, apply them per channel).
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import fcdfn_plugin  # noqa: E402,F401  (patches BasicSR and registers the archs)
+import torch  # noqa: E402
+import yaml  # noqa: E402
+from basicsr.utils.registry import ARCH_REGISTRY  # noqa: E402
+
+BASIS_FILTER_OP = 'prim::PythonOp._BandedBasisFilter'
+
+
+def basis_filter_flops(inputs, outputs):
+    """mmengine op handle: multiply-adds of one basis_filter call from its traced input shapes."""
+    from mmengine.analysis.jit_handles import get_shape
+    batch, channels = get_shape(inputs[0])[:2]
+    _, num_basis, height, width = get_shape(inputs[1])
+    taps = get_shape(inputs[2])[-1]**2
+    return batch * height * width * taps * (num_basis + channels + 1)
+
+
+def load_network_options(path):
+    if not os.path.isfile(path):
+        raise SystemExit(f'options file not found: {path}')
+    with open(path) as handle:
+        options = yaml.safe_load(handle)
+    if not isinstance(options, dict) or not isinstance(options.get('network_g'), dict):
+        raise SystemExit(f'{path}: no network_g mapping')
+    network = dict(options['network_g'])
+    if 'type' not in network:
+        raise SystemExit(f'{path}: network_g has no type')
+    return network
+
+
+def complexity(network_options, height=224, width=224):
+    """(parameters, flops) of the arch described by a ``network_g`` mapping, on one (1,3,H,W) pair."""
+    from mmengine.analysis import FlopAnalyzer
+    network_options = dict(network_options)
+    arch = ARCH_REGISTRY.get(network_options.pop('type'))
+    model = arch(**network_options).eval()
+    inputs = (torch.rand(1, 3, height, width) * 0.2, torch.rand(1, 3, height, width))
+    analyzer = FlopAnalyzer(model, inputs)
+    analyzer.set_op_handle(BASIS_FILTER_OP, basis_filter_flops)
+    analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings('none')
+    with torch.no_grad():
+        flops = analyzer.total()
+    return sum(p.numel() for p in model.parameters()), flops
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('-opt', required=True, help='BasicSR options YAML with a network_g section')
+    parser.add_argument('--size', type=int, nargs=2, default=(224, 224), metavar=('H', 'W'))
+    args = parser.parse_args(argv)
+    network = load_network_options(args.opt)
+    params, flops = complexity(network, *args.size)
+    print(f'{network["type"]} from {args.opt} at {args.size[0]}x{args.size[1]}: '
+          f'{params / 1e6:.3f} M parameters, {flops / 1e9:.2f} GFLOPs (multiply-adds)')
+
+
+if __name__ == '__main__':
+    main()
