@@ -25,7 +25,21 @@ def _alias_functional_tensor():
         sys.modules[name] = _functional_tensor
 
 
+def _alias_distutils_version():
+    # Upstream problem: basicsr/archs/arch_util.py (1.4.2) does
+    # ``from distutils.version import LooseVersion``; distutils left the standard library in
+    # Python 3.12 (PEP 632). setuptools still ships it, as ``setuptools._distutils``.
+    try:
+        import distutils.version  # noqa: F401  (Python <= 3.11, or setuptools' import hook)
+    except ImportError:
+        from setuptools import _distutils
+        from setuptools._distutils import version
+        sys.modules.setdefault('distutils', _distutils)
+        sys.modules.setdefault('distutils.version', version)
+
+
 _alias_functional_tensor()
+_alias_distutils_version()
 
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
