@@ -58,14 +58,14 @@ class DeepFnFArch(nn.Module):
                              f'got {tuple(lq.shape)} and {tuple(flash.shape)}')
         height, width = lq.shape[-2:]
         gain = self.log_gain.exp()
-        lowlight = pad_to_multiple(lq, self.pad_multiple) * gain[0]
-        flash = pad_to_multiple(flash, self.pad_multiple) * gain[1]
-        skips = self.encoder(torch.cat([lowlight, flash], dim=1))
+        lowlight = pad_to_multiple(lq, self.pad_multiple)
+        flash = pad_to_multiple(flash, self.pad_multiple)
+        skips = self.encoder(torch.cat([lowlight * gain[0], flash * gain[1]], dim=1))
         pixel_features = self.decoder_pixel(skips)
         coeffs = self.coeff_head(pixel_features)  # (B,N,Hp,Wp)
         bias_fine, bias_coarse = (self.bias_head(pixel_features) + self.bias_offset).split(1, dim=1)
         basis_fine, basis_coarse = self.decoder_basis(skips)
-        image = lowlight / self.dc_gain
-        out = basis_filter(image, coeffs, basis_fine, bias_fine, padding_mode=self.padding_mode)
-        out = out + coarse_filter(image, coeffs, basis_coarse, bias_coarse, self.coarse_dilation, self.padding_mode)
-        return out[..., :height, :width]
+        # linear in the image: gain applied to the output, so no gradient w.r.t. the input is needed
+        out = basis_filter(lowlight, coeffs, basis_fine, bias_fine, padding_mode=self.padding_mode)
+        out = out + coarse_filter(lowlight, coeffs, basis_coarse, bias_coarse, self.coarse_dilation, self.padding_mode)
+        return (out * (gain[0] / self.dc_gain))[..., :height, :width]

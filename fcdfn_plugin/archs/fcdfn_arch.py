@@ -99,10 +99,10 @@ class FCDFNArch(nn.Module):
             flash = lq
         height, width = lq.shape[-2:]
         gain = self.log_gain.exp()
-        lowlight = pad_to_multiple(lq, self.pad_multiple) * gain[0]  # (B,3,Hp,Wp) brightened
-        flash = pad_to_multiple(flash, self.pad_multiple) * gain[1]
-
-        skips = [torch.cat(pair, dim=1) for pair in zip(self.encoder_lowlight(lowlight), self.encoder_flash(flash))]
+        inputs = (pad_to_multiple(lq, self.pad_multiple), pad_to_multiple(flash, self.pad_multiple))  # (B,3,Hp,Wp)
+        # the encoders see the brightened images
+        skips = [torch.cat(pair, dim=1) for pair in zip(self.encoder_lowlight(inputs[0] * gain[0]),
+                                                         self.encoder_flash(inputs[1] * gain[1]))]
         pixel_features = self.decoder_pixel(skips)  # (B,base,Hp,Wp)
         coeffs = self.coeff_head(pixel_features).chunk(2, dim=1)  # 2 x (B,N,Hp,Wp)
         biases = (self.bias_head(pixel_features) + self.bias_offset.repeat(1, 2, 1, 1)).chunk(2, dim=1)
@@ -110,14 +110,16 @@ class FCDFNArch(nn.Module):
         bases = (self.decoder_basis_lowlight(skips), self.decoder_basis_flash(skips))
 
         restored = []
-        for index, image in enumerate((lowlight, flash)):
-            image = image / self.dc_gain
+        for index, image in enumerate(inputs):
             layer_biases = biases[index].split(1, dim=1)  # (layers + coarse) x (B,1,Hp,Wp)
             fine = saecnn_filter(image, coeffs[index], bases[index][:-1], layer_biases[:-1],
                                  residual[index].split(1, dim=1), self.kernel_mode, self.padding_mode)
             coarse = coarse_filter(image, coeffs[index], bases[index][-1], layer_biases[-1],
                                    self.coarse_dilation, self.padding_mode)
-            restored.append(fine + coarse)
+            # The filter network is linear in its input image, so the global gain (and the 1/dc_gain
+            # normalisation) is applied to its output: same result, but the first layers need no
+            # gradient with respect to the (leaf) input image, which saves their costliest backward part.
+            restored.append((fine + coarse) * (gain[index] / self.dc_gain))
 
         if self.fusion == 'add':
             out = restored[0] + restored[1]
