@@ -1,6 +1,7 @@
 """Benchmarks, one argparse subcommand each.
 
     python tools/benchmark.py op [--size 224] [--batch 4] [--num-basis 90] [--kernel 15] [--repeat 3]
+    python tools/benchmark.py init [--arch FCDFNArch] [--base-channels 16 --depth 3 --num-basis 16]
 
 ``op``: time and peak resident memory above the inputs of one forward+backward of ``basis_filter``
 (banded, the kept design), ``basis_filter_conv`` (design (a)) and a naive unfold filter, each in its
@@ -93,6 +94,50 @@ def op_command(args):
         print(f'{impl:8s} {result["seconds"]:8.3f} {result["peak_above_inputs_mb"]:9.1f} {ratios}')
 
 
+def init_command(args):
+    """Untrained network on synthesized dark/flash pairs: first-iteration loss vs the bright target,
+    and the time of one training step (forward + backward + Adam) at each size."""
+    import numpy as np
+    import torch
+
+    import fcdfn_plugin  # noqa: F401  (first: patches BasicSR, registers the archs)
+    from basicsr.utils.registry import ARCH_REGISTRY
+    from fcdfn_plugin.data.degradation import degrade_window
+    from fcdfn_plugin.data.toy_scenes import render_dead_leaves
+    from fcdfn_plugin.losses.fcdfn_loss import FCDFNLoss
+
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    options = dict(base_channels=args.base_channels, depth=args.depth, num_basis=args.num_basis)
+    net = ARCH_REGISTRY.get(args.arch)(**options)
+    loss_fn = FCDFNLoss()
+    triplets = []
+    for _ in range(args.batch):  # paper degradation (SPEC Sec. 2) of procedural toy scenes
+        ambient, flash_only = render_dead_leaves(rng, size=args.sizes[-1] + 16)
+        lq, flash, gt, _ = degrade_window(ambient, flash_only, 8, rng)
+        triplets.append([torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1) for x in (lq, flash, gt)])
+    lq, flash, gt = (torch.stack(group) for group in zip(*triplets))
+    with torch.no_grad():
+        out = net(lq, flash)
+    print(f'{args.arch} {options}, {args.batch} toy scenes {lq.shape[-1]}px, untrained:')
+    print(f'  mean lq {lq.mean():.3f}  flash {flash.mean():.3f}  output {out.mean():.3f}  gt {gt.mean():.3f}')
+    print(f'  MSE(lq, gt) {torch.mean((lq - gt)**2):.4f}   MSE(output, gt) {torch.mean((out - gt)**2):.4f}')
+    print(f'  FCDFNLoss(lq, gt) {loss_fn(lq, gt):.4f}   FCDFNLoss(output, gt) {loss_fn(out, gt):.4f}   '
+          f'finite: {bool(torch.isfinite(out).all())}')
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
+    for size in args.sizes:
+        batch = [t[..., :size, :size] for t in (lq, flash, gt)]
+        times = []
+        for _ in range(args.repeat + 1):  # the first step warms up
+            start = time.perf_counter()
+            optimizer.zero_grad()
+            loss_fn(net(batch[0], batch[1]), batch[2]).backward()
+            optimizer.step()
+            times.append(time.perf_counter() - start)
+        print(f'  train step B={args.batch} {size}x{size}: {min(times[1:]):.3f} s (min of {args.repeat}, '
+              f'{torch.get_num_threads()} threads)')
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest='command', required=True)
@@ -104,9 +149,20 @@ def main(argv=None):
     op.add_argument('--repeat', type=int, default=3)
     op.add_argument('--impls', nargs='+', choices=IMPLEMENTATIONS, default=list(IMPLEMENTATIONS))
     op.add_argument('--worker', choices=IMPLEMENTATIONS, help=argparse.SUPPRESS)
+    init = commands.add_parser('init', help='untrained network: first loss on dark inputs, train-step time')
+    init.add_argument('--arch', default='FCDFNArch', choices=('FCDFNArch', 'DeepFnFArch'))
+    init.add_argument('--base-channels', type=int, default=16)
+    init.add_argument('--depth', type=int, default=3)
+    init.add_argument('--num-basis', type=int, default=16)
+    init.add_argument('--batch', type=int, default=4)
+    init.add_argument('--sizes', type=int, nargs='+', default=[128, 224])
+    init.add_argument('--repeat', type=int, default=3)
+    init.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
     if args.command == 'op':
         op_worker(args) if args.worker else op_command(args)
+    elif args.command == 'init':
+        init_command(args)
 
 
 if __name__ == '__main__':

@@ -26,7 +26,7 @@ class DeepFnFArch(nn.Module):
     """
 
     def __init__(self, in_channels=3, base_channels=64, depth=5, num_basis=90, kernel_size=15,
-                 coarse_kernel_size=15, coarse_dilation=4, lowlight_gain=5.0, flash_gain=1.0,
+                 coarse_kernel_size=15, coarse_dilation=4, lowlight_gain=7.0, flash_gain=2.0,
                  padding_mode='reflect'):
         super().__init__()
         check_kernel_size('kernel_size', kernel_size)

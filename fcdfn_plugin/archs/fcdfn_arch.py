@@ -29,7 +29,7 @@ class FCDFNArch(nn.Module):
         use_flash: False replaces the flash input by the low-light input (the "w/o flash" ablation);
             the network and its parameter count are unchanged.
         lowlight_gain: initial value of the learnable global gain that brightens the low-light input
-            (sRGB of a 25-50x linear dimming is about 5x darker, see docs/DESIGN.md).
+            (a 25-50x linear dimming leaves the sRGB mean about 7x darker, see docs/DESIGN.md).
         flash_gain: initial value of the learnable global gain of the flash input.
         padding_mode: border handling of the per-pixel filters, 'reflect' or 'zeros'.
 
@@ -39,7 +39,7 @@ class FCDFNArch(nn.Module):
 
     def __init__(self, in_channels=3, base_channels=64, depth=5, num_basis=90, kernel_sizes=(15, 7, 3),
                  coarse_kernel_size=15, coarse_dilation=4, fusion='softmax', kernel_mode='cascade', use_flash=True,
-                 lowlight_gain=5.0, flash_gain=1.0, padding_mode='reflect'):
+                 lowlight_gain=7.0, flash_gain=2.0, padding_mode='reflect'):
         super().__init__()
         check_choice('fusion', fusion, FUSIONS)
         check_choice('kernel_mode', kernel_mode, SAECNN_MODES)
