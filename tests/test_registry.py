@@ -5,7 +5,7 @@ import fcdfn_plugin  # noqa: F401
 
 # Every name the plugin registers. Grows as modules land; a missing name is a failure.
 EXPECTED = {
-    ARCH_REGISTRY: [],
+    ARCH_REGISTRY: ['FCDFNArch', 'DeepFnFArch'],
     DATASET_REGISTRY: ['FlashLowLightDataset'],
     LOSS_REGISTRY: ['FCDFNLoss', 'FCDFNSSIMLoss', 'FCDFNGradientLoss'],
     METRIC_REGISTRY: ['calculate_fcdfn_lpips'],
