@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import torch
 import yaml
+from tqdm import tqdm
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -84,7 +85,7 @@ def main(argv=None):
     parser.add_argument('-opt', default=osp.join(REPO, 'options', 'fcdfn.yml'),
                         help='options file the weights were trained with (its network_g is used)')
     parser.add_argument('--tile', type=int, default=512, help='tile size for large images (pixels)')
-    parser.add_argument('--overlap', type=int, default=64, help='tile overlap (pixels)')
+    parser.add_argument('--overlap', type=int, default=128, help='tile overlap (pixels)')
     parser.add_argument('--min-pixels', type=int, default=1024 * 1024, help='tile images with at least this many pixels')
     parser.add_argument('--compare', default=None, help='also write low-light | flash | result side by side here')
     parser.add_argument('--overwrite', action='store_true', help='replace existing output files')
@@ -107,8 +108,12 @@ def main(argv=None):
     height, width = lowlight.shape[:2]
     print(f'Enhancing {width}x{height} ({height * width / 1e6:.1f} MP) on {device}...', flush=True)
     started = time.time()
-    result = enhance_pair(net, to_tensor(lowlight), to_tensor(flash), size=args.tile, overlap=args.overlap,
-                          min_pixels=args.min_pixels)
+    with tqdm(desc='tiles (context pass, then filtering pass)', unit='tile', disable=None) as bar:
+        def progress(done, total):
+            bar.total = total
+            bar.update(done - bar.n)
+        result = enhance_pair(net, to_tensor(lowlight), to_tensor(flash), size=args.tile, overlap=args.overlap,
+                              min_pixels=args.min_pixels, progress=progress)
     result = result[0].clamp(0, 1).cpu().numpy().transpose(1, 2, 0)
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     if not cv2.imwrite(args.out, to_file_pixels(result, bits)):

@@ -4,8 +4,8 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 from ..ops import basis_filter, coarse_filter
-from .unet_blocks import (BasisDecoder, PixelDecoder, UNetEncoder, check_choice, check_kernel_size, init_small_,
-                          init_zero_, level_widths, log_of, pad_to_multiple)
+from .unet_blocks import (BasisDecoder, PixelDecoder, UNetEncoder, check_choice, check_kernel_size, context_sums,
+                          global_context, init_small_, init_zero_, level_widths, log_of, pad_to_multiple)
 
 
 @ARCH_REGISTRY.register()
@@ -22,7 +22,8 @@ class DeepFnFArch(nn.Module):
         lowlight_gain, flash_gain: initial learnable global input gains, as FCDFNArch.
         padding_mode: 'reflect' or 'zeros'.
 
-    ``forward(lq, flash)``: (B,3,H,W) each, any H, W -> (B,3,H,W), not clamped. ``pad_multiple`` as FCDFNArch.
+    ``forward(lq, flash, context=None)``: (B,3,H,W) each, any H, W -> (B,3,H,W), not clamped.
+    ``context``, :meth:`encode_context` and ``pad_multiple`` as FCDFNArch.
     """
 
     def __init__(self, in_channels=3, base_channels=64, depth=5, num_basis=90, kernel_size=15,
@@ -52,19 +53,30 @@ class DeepFnFArch(nn.Module):
         self.log_gain = nn.Parameter(torch.tensor([log_of(lowlight_gain, 'lowlight_gain'),
                                                    log_of(flash_gain, 'flash_gain')]))
 
-    def forward(self, lq, flash):
+    def _padded_inputs(self, lq, flash):
         if lq.dim() != 4 or lq.shape[1] != self.in_channels or flash.shape != lq.shape:
             raise ValueError(f'DeepFnFArch expects lq and flash of the same shape (B,{self.in_channels},H,W), '
                              f'got {tuple(lq.shape)} and {tuple(flash.shape)}')
+        return pad_to_multiple(lq, self.pad_multiple), pad_to_multiple(flash, self.pad_multiple)
+
+    def _encode(self, lowlight, flash, gain):
+        return self.encoder(torch.cat([lowlight * gain[0], flash * gain[1]], dim=1))
+
+    def encode_context(self, lq, flash, weight):
+        """Weighted sums of the encoder features for a tile (see ``unet_blocks.context_sums``)."""
+        return context_sums(self._encode(*self._padded_inputs(lq, flash), self.log_gain.exp()), weight)
+
+    def forward(self, lq, flash, context=None):
         height, width = lq.shape[-2:]
         gain = self.log_gain.exp()
-        lowlight = pad_to_multiple(lq, self.pad_multiple)
-        flash = pad_to_multiple(flash, self.pad_multiple)
-        skips = self.encoder(torch.cat([lowlight * gain[0], flash * gain[1]], dim=1))
+        lowlight, flash = self._padded_inputs(lq, flash)
+        skips = self._encode(lowlight, flash, gain)
+        if context is None:
+            context = global_context(skips)
         pixel_features = self.decoder_pixel(skips)
         coeffs = self.coeff_head(pixel_features)  # (B,N,Hp,Wp)
         bias_fine, bias_coarse = (self.bias_head(pixel_features) + self.bias_offset).split(1, dim=1)
-        basis_fine, basis_coarse = self.decoder_basis(skips)
+        basis_fine, basis_coarse = self.decoder_basis(context)
         # linear in the image: gain applied to the output, so no gradient w.r.t. the input is needed
         out = basis_filter(lowlight, coeffs, basis_fine, bias_fine, padding_mode=self.padding_mode)
         out = out + coarse_filter(lowlight, coeffs, basis_coarse, bias_coarse, self.coarse_dilation, self.padding_mode)

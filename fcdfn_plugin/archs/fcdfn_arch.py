@@ -4,8 +4,9 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 from ..ops import SAECNN_MODES, coarse_filter, saecnn_filter
-from .unet_blocks import (BasisDecoder, PixelDecoder, UNetEncoder, check_choice, check_kernel_size,
-                          filter_network_dc_gain, init_small_, init_zero_, level_widths, log_of, pad_to_multiple)
+from .unet_blocks import (BasisDecoder, PixelDecoder, UNetEncoder, check_choice, check_kernel_size, context_sums,
+                          filter_network_dc_gain, global_context, init_small_, init_zero_, level_widths, log_of,
+                          pad_to_multiple)
 
 FUSIONS = ('softmax', 'free', 'add')
 BRANCHES = ('lowlight', 'flash')
@@ -33,7 +34,10 @@ class FCDFNArch(nn.Module):
         flash_gain: initial value of the learnable global gain of the flash input.
         padding_mode: border handling of the per-pixel filters, 'reflect' or 'zeros'.
 
-    ``forward(lq, flash)``: (B,3,H,W) sRGB in [0,1] each, any H, W -> (B,3,H,W), not clamped.
+    ``forward(lq, flash, context=None)``: (B,3,H,W) sRGB in [0,1] each, any H, W -> (B,3,H,W), not
+    clamped. ``context`` replaces the image-level input of the basis decoders (the global average of
+    the encoder features, :func:`~fcdfn_plugin.archs.unet_blocks.global_context`); tiled inference
+    computes it over the whole image with :meth:`encode_context` and passes it to every tile.
     ``pad_multiple``: the input is padded internally to a multiple of this (tiling can align to it).
     """
 
@@ -91,23 +95,37 @@ class FCDFNArch(nn.Module):
         self.log_gain = nn.Parameter(torch.tensor([log_of(lowlight_gain, 'lowlight_gain'),
                                                    log_of(flash_init, 'flash_gain')]))
 
-    def forward(self, lq, flash):
+    def _padded_inputs(self, lq, flash):
+        """Checked inputs, the flash replaced when ``use_flash`` is off, padded: 2 x (B,3,Hp,Wp)."""
         if lq.dim() != 4 or lq.shape[1] != self.in_channels or flash.shape != lq.shape:
             raise ValueError(f'FCDFNArch expects lq and flash of the same shape (B,{self.in_channels},H,W), '
                              f'got {tuple(lq.shape)} and {tuple(flash.shape)}')
         if not self.use_flash:
             flash = lq
+        return pad_to_multiple(lq, self.pad_multiple), pad_to_multiple(flash, self.pad_multiple)
+
+    def _encode(self, inputs, gain):
+        """Both encoders on the brightened images, skips concatenated per level."""
+        return [torch.cat(pair, dim=1) for pair in zip(self.encoder_lowlight(inputs[0] * gain[0]),
+                                                        self.encoder_flash(inputs[1] * gain[1]))]
+
+    def encode_context(self, lq, flash, weight):
+        """Weighted sums of the encoder features for a tile (see ``unet_blocks.context_sums``)."""
+        inputs = self._padded_inputs(lq, flash)
+        return context_sums(self._encode(inputs, self.log_gain.exp()), weight)
+
+    def forward(self, lq, flash, context=None):
         height, width = lq.shape[-2:]
         gain = self.log_gain.exp()
-        inputs = (pad_to_multiple(lq, self.pad_multiple), pad_to_multiple(flash, self.pad_multiple))  # (B,3,Hp,Wp)
-        # the encoders see the brightened images
-        skips = [torch.cat(pair, dim=1) for pair in zip(self.encoder_lowlight(inputs[0] * gain[0]),
-                                                         self.encoder_flash(inputs[1] * gain[1]))]
+        inputs = self._padded_inputs(lq, flash)  # 2 x (B,3,Hp,Wp)
+        skips = self._encode(inputs, gain)  # the encoders see the brightened images
+        if context is None:
+            context = global_context(skips)
         pixel_features = self.decoder_pixel(skips)  # (B,base,Hp,Wp)
         coeffs = self.coeff_head(pixel_features).chunk(2, dim=1)  # 2 x (B,N,Hp,Wp)
         biases = (self.bias_head(pixel_features) + self.bias_offset.repeat(1, 2, 1, 1)).chunk(2, dim=1)
         residual = (self.residual_head(pixel_features) + self.residual_offset.repeat(1, 2, 1, 1)).chunk(2, dim=1)
-        bases = (self.decoder_basis_lowlight(skips), self.decoder_basis_flash(skips))
+        bases = (self.decoder_basis_lowlight(context), self.decoder_basis_flash(context))
 
         restored = []
         for index, image in enumerate(inputs):

@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..utils.tiling import pad_to_multiple as pad_image_to_multiple
+
 
 def conv_block(in_channels, out_channels):
     """Two 3x3 conv + ReLU, the U-Net level."""
@@ -22,14 +24,32 @@ def level_widths(base_channels, depth):
 
 
 def pad_to_multiple(image, multiple):
-    """Pad (B,C,H,W) at the bottom/right to multiples of ``multiple`` (reflect; replicate when the
-    image is too small to mirror). Returns the padded image; crop with ``[..., :H, :W]``."""
-    height, width = image.shape[-2:]
-    pad_h, pad_w = (-height) % multiple, (-width) % multiple
-    if pad_h == 0 and pad_w == 0:
-        return image
-    mode = 'reflect' if pad_h < height and pad_w < width else 'replicate'
-    return F.pad(image, (0, pad_w, 0, pad_h), mode=mode)
+    """Pad (B,C,H,W) at the bottom/right to multiples of ``multiple`` (reflect); crop with ``[..., :H, :W]``."""
+    return pad_image_to_multiple(image, multiple)[0]
+
+
+def global_context(skips):
+    """Image-level context of the basis decoders: the global average of each level, [(B, C_l)]."""
+    return [skip.mean(dim=(2, 3)) for skip in skips]
+
+
+def context_sums(skips, weight):
+    """Weighted sums for :func:`global_context` computed tile by tile.
+
+    ``weight`` (1,1,H,W) is at the resolution of ``skips[0]``; level l uses its 2**l x 2**l
+    average. Returns ``[sum(w_l * f_l) (B, C_l) for each level] + [sum(w_l) (1,) for each level]``;
+    summed over tiles whose weights add up to 1 per pixel and divided by
+    :func:`context_from_sums`, this is the whole image's :func:`global_context`.
+    """
+    weights = [weight if level == 0 else F.avg_pool2d(weight, 2**level) for level in range(len(skips))]
+    feature_sums = [(skip * w).sum(dim=(2, 3)) for skip, w in zip(skips, weights)]
+    return feature_sums + [w.sum().reshape(1) for w in weights]
+
+
+def context_from_sums(sums):
+    """Finish :func:`context_sums` accumulated over tiles: the per-level weighted means."""
+    levels = len(sums) // 2
+    return [feature_sum / weight_sum for feature_sum, weight_sum in zip(sums[:levels], sums[levels:])]
 
 
 class UNetEncoder(nn.Module):
@@ -80,7 +100,8 @@ class BasisDecoder(nn.Module):
     """Basis decoder: an image-level decoder from the globally pooled bottleneck up to KxK maps.
 
     Its skip connections are global-average pooled (the basis is per sample, not per pixel) and
-    broadcast over the small maps. Spatial sizes grow geometrically from 1 to the largest kernel;
+    broadcast over the small maps, so it sees the encoders only through :func:`global_context`
+    (which tiled inference can compute over a whole large image, tile by tile). Spatial sizes grow geometrically from 1 to the largest kernel;
     each requested kernel size gets its own 3x3 head on the map area-resampled to that size.
     Returns a list of (B, num_basis, k, k), one per entry of ``kernel_sizes``.
     """
@@ -99,11 +120,12 @@ class BasisDecoder(nn.Module):
             in_channels = widths[level]
         self.heads = nn.ModuleList(nn.Conv2d(widths[0], num_basis, 3, padding=1) for _ in self.kernel_sizes)
 
-    def forward(self, skips):
-        x = F.adaptive_avg_pool2d(skips[-1], 1)  # (B,C,1,1)
-        for block, skip, size in zip(self.blocks, reversed(skips[:-1]), self.sizes):
+    def forward(self, context):
+        """context: :func:`global_context` of the skips, [(B, C_l)] -> [(B, num_basis, k, k)]."""
+        x = context[-1][..., None, None]  # (B,C,1,1)
+        for block, pooled, size in zip(self.blocks, reversed(context[:-1]), self.sizes):
             x = F.interpolate(x, size=(size, size), mode='bilinear', align_corners=False)
-            pooled = F.adaptive_avg_pool2d(skip, 1).expand(-1, -1, size, size)
+            pooled = pooled[..., None, None].expand(-1, -1, size, size)
             x = block(torch.cat([x, pooled], dim=1))
         bases = []
         for head, kernel_size in zip(self.heads, self.kernel_sizes):

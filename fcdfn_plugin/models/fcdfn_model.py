@@ -1,14 +1,16 @@
 """FCDFNModel: BasicSR's SRModel fed with a low-light *and* a flash image."""
+import functools
 from collections import OrderedDict
 
 import torch
 from basicsr.models.sr_model import SRModel
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from fcdfn_plugin.utils.tiling import tiled_forward
+from fcdfn_plugin.archs.unet_blocks import context_from_sums
+from fcdfn_plugin.utils.tiling import tiled_forward, tiled_weighted_sum
 
 #: Defaults of the ``val: tile:`` options (tiled inference for large images).
-TILE_DEFAULTS = {'size': 512, 'overlap': 64, 'min_pixels': 1024 * 1024}
+TILE_DEFAULTS = {'size': 512, 'overlap': 128, 'edge_margin': None, 'min_pixels': 1024 * 1024}
 
 
 @MODEL_REGISTRY.register()
@@ -23,7 +25,8 @@ class FCDFNModel(SRModel):
       deadlock), and above ``val.tile.min_pixels`` pixels runs it tile by tile with blended
       overlaps, so a 12-megapixel pair fits in bounded memory.
 
-    Options (besides SRModel's): ``val.tile.size`` (default 512), ``val.tile.overlap`` (64),
+    Options (besides SRModel's): ``val.tile.size`` (default 512), ``val.tile.overlap`` (128),
+    ``val.tile.edge_margin`` (zero-weight pixels at shared tile sides, default overlap // 4),
     ``val.tile.min_pixels`` (1048576; images with fewer pixels run in one piece).
     """
 
@@ -94,11 +97,15 @@ class FCDFNModel(SRModel):
 
 
 def enhance_pair(net, lq, flash, size=TILE_DEFAULTS['size'], overlap=TILE_DEFAULTS['overlap'],
-                 min_pixels=TILE_DEFAULTS['min_pixels']):
+                 edge_margin=TILE_DEFAULTS['edge_margin'], min_pixels=TILE_DEFAULTS['min_pixels'], progress=None):
     """Run ``net(lq, flash)`` in eval mode without gradients; tiled when H*W >= ``min_pixels``.
 
     Tiles of ``size`` pixels overlap by ``overlap`` and are blended smoothly (see
     :func:`fcdfn_plugin.utils.tiling.tiled_forward`), aligned to the network's ``pad_multiple``.
+    The basis decoders see the image only through the global average of the encoder features; for
+    a network that exposes ``encode_context`` (FCDFNArch, DeepFnFArch) a first pass accumulates that
+    average over all tiles, so every tile is filtered with the bases of the *whole* image, as
+    untiled inference would. ``progress(done, total)`` counts the tile runs of both passes.
     """
     was_training = net.training
     net.eval()
@@ -107,7 +114,18 @@ def enhance_pair(net, lq, flash, size=TILE_DEFAULTS['size'], overlap=TILE_DEFAUL
             height, width = lq.shape[-2:]
             if height * width < min_pixels:
                 return net(lq, flash)
-            return tiled_forward(net, [lq, flash], tile=size, overlap=overlap,
-                                 multiple=getattr(net, 'pad_multiple', 1))
+            tiling = dict(tile=size, overlap=overlap, multiple=getattr(net, 'pad_multiple', 1), edge_margin=edge_margin)
+            passes = 2 if hasattr(net, 'encode_context') else 1
+
+            def report(pass_index):  # progress over both passes: (done, total) of all tile runs
+                if progress is None:
+                    return None
+                return lambda done, total: progress(pass_index * total + done, passes * total)
+
+            fn = net
+            if passes == 2:
+                sums = tiled_weighted_sum(net.encode_context, [lq, flash], progress=report(0), **tiling)
+                fn = functools.partial(net, context=context_from_sums(sums))
+            return tiled_forward(fn, [lq, flash], progress=report(passes - 1), **tiling)
     finally:
         net.train(was_training)

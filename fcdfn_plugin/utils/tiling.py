@@ -127,6 +127,60 @@ def _check_tiling(tile, overlap, multiple):
                          'so that consecutive tiles advance')
 
 
+def _check_inputs(inputs, edge_margin, tile, overlap, multiple):
+    """Validate the tiling arguments; returns (inputs as a list, edge margin)."""
+    if callable(inputs) or isinstance(inputs, torch.Tensor):
+        raise TypeError('inputs must be a sequence of (B, C, H, W) tensors, e.g. [lq, flash]')
+    inputs = list(inputs)
+    if not inputs:
+        raise ValueError('tiling needs at least one input tensor')
+    for index, tensor in enumerate(inputs):
+        if not isinstance(tensor, torch.Tensor) or tensor.dim() != 4:
+            raise ValueError(f'input {index} must be a (B, C, H, W) tensor, got '
+                             f'{tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__}')
+    for index, tensor in enumerate(inputs[1:], start=1):
+        if tensor.shape[0] != inputs[0].shape[0] or tensor.shape[-2:] != inputs[0].shape[-2:]:
+            raise ValueError(f'input {index} has shape {tuple(tensor.shape)}, but input 0 has '
+                             f'{tuple(inputs[0].shape)}: batch and spatial sizes must agree')
+    _check_tiling(tile, overlap, multiple)
+    margin = default_edge_margin(overlap) if edge_margin is None else edge_margin
+    if margin < 0:
+        raise ValueError(f'edge_margin must be >= 0, got {margin}')
+    if overlap > 0 and overlap - 2 * margin < 1:
+        raise ValueError(f'overlap {overlap} leaves no blending ramp after an edge margin of {margin} on each '
+                         'side; use overlap > 2 * edge_margin')
+    return inputs, margin
+
+
+def iter_tiles(inputs, tile, overlap, multiple=1, edge_margin=None, pad_mode='reflect'):
+    """Yield ``(box, tiles, window)`` for every tile of the aligned ``inputs``, row by row.
+
+    ``box = (top, bottom, left, right)`` is the tile's region of the image; ``tiles`` are the inputs
+    cut to it and padded to ``multiple`` (see :func:`pad_to_multiple`); ``window`` is its
+    (bottom - top, right - left) float64 blending weight (:func:`blend_window` on both axes).
+    Over all tiles the windows sum to 1 at every pixel. Arguments as :func:`tiled_forward`.
+    """
+    inputs, margin = _check_inputs(inputs, edge_margin, tile, overlap, multiple)
+    height, width = inputs[0].shape[-2:]
+    rows, cols = tile_starts(height, tile, overlap, multiple), tile_starts(width, tile, overlap, multiple)
+    device = inputs[0].device
+    for row_index, top in enumerate(rows):
+        bottom = min(top + tile, height)
+        window_y = blend_window(bottom - top, row_index > 0, row_index < len(rows) - 1, overlap, margin,
+                                dtype=torch.float64, device=device)
+        for col_index, left in enumerate(cols):
+            right = min(left + tile, width)
+            window_x = blend_window(right - left, col_index > 0, col_index < len(cols) - 1, overlap, margin,
+                                    dtype=torch.float64, device=device)
+            tiles = [pad_to_multiple(tensor[..., top:bottom, left:right], multiple, pad_mode)[0] for tensor in inputs]
+            yield (top, bottom, left, right), tiles, window_y[:, None] * window_x[None, :]
+
+
+def count_tiles(height, width, tile, overlap, multiple=1):
+    """How many tiles :func:`iter_tiles` yields for an image of ``height`` x ``width``."""
+    return len(tile_starts(height, tile, overlap, multiple)) * len(tile_starts(width, tile, overlap, multiple))
+
+
 def tiled_forward(fn, inputs, tile, overlap, multiple=1, edge_margin=None, pad_mode='reflect', progress=None):
     """Run ``fn(*input_tiles)`` on overlapping tiles of all ``inputs`` and blend the outputs.
 
@@ -148,63 +202,56 @@ def tiled_forward(fn, inputs, tile, overlap, multiple=1, edge_margin=None, pad_m
         Tensor: (B, C_out, H, W), on the device and with the dtype of ``fn``'s output (accumulated
         in at least float32).
     """
-    if callable(inputs) or isinstance(inputs, torch.Tensor):
-        raise TypeError('inputs must be a sequence of (B, C, H, W) tensors, e.g. [lq, flash]')
-    inputs = list(inputs)
-    if not inputs:
-        raise ValueError('tiled_forward needs at least one input tensor')
-    for index, tensor in enumerate(inputs):
-        if not isinstance(tensor, torch.Tensor) or tensor.dim() != 4:
-            raise ValueError(f'input {index} must be a (B, C, H, W) tensor, got '
-                             f'{tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__}')
+    inputs = list(inputs) if not (callable(inputs) or isinstance(inputs, torch.Tensor)) else inputs
+    tiling = iter_tiles(inputs, tile, overlap, multiple, edge_margin, pad_mode)  # validates the arguments
     batch, height, width = inputs[0].shape[0], *inputs[0].shape[-2:]
-    for index, tensor in enumerate(inputs[1:], start=1):
-        if tensor.shape[0] != batch or tensor.shape[-2:] != inputs[0].shape[-2:]:
-            raise ValueError(f'input {index} has shape {tuple(tensor.shape)}, but input 0 has '
-                             f'{tuple(inputs[0].shape)}: batch and spatial sizes must agree')
-    _check_tiling(tile, overlap, multiple)
-    margin = default_edge_margin(overlap) if edge_margin is None else edge_margin
-    if margin < 0:
-        raise ValueError(f'edge_margin must be >= 0, got {margin}')
-
-    if overlap > 0 and overlap - 2 * margin < 1:
-        raise ValueError(f'overlap {overlap} leaves no blending ramp after an edge margin of {margin} on each '
-                         'side; use overlap > 2 * edge_margin')
-
-    rows, cols = tile_starts(height, tile, overlap, multiple), tile_starts(width, tile, overlap, multiple)
-    total = len(rows) * len(cols)
+    total = count_tiles(height, width, tile, overlap, multiple)
     output = weights = None
-    done = 0
-    for row_index, top in enumerate(rows):
-        bottom = min(top + tile, height)
-        for col_index, left in enumerate(cols):
-            right = min(left + tile, width)
-            tiles = [pad_to_multiple(tensor[..., top:bottom, left:right], multiple, pad_mode)[0] for tensor in inputs]
-            result = fn(*tiles)
-            if not isinstance(result, torch.Tensor) or result.dim() != 4 or result.shape[0] != batch or \
-                    result.shape[-2:] != tiles[0].shape[-2:]:
-                got = tuple(result.shape) if isinstance(result, torch.Tensor) else type(result).__name__
-                raise ValueError(f'fn must return a (B, C_out, h, w) tensor with the tile\'s batch and size '
-                                 f'({batch}, *, {tiles[0].shape[-2]}, {tiles[0].shape[-1]}); got {got}')
-            result = crop_to_size(result, (bottom - top, right - left))
-            if output is None:
-                result_dtype = result.dtype
-                accumulate_dtype = torch.promote_types(result_dtype, torch.float32)
-                output = result.new_zeros((batch, result.shape[1], height, width), dtype=accumulate_dtype)
-                weights = result.new_zeros((1, 1, height, width), dtype=accumulate_dtype)
-            window_y = blend_window(bottom - top, row_index > 0, row_index < len(rows) - 1, overlap, margin,
-                                    dtype=accumulate_dtype, device=result.device)
-            window_x = blend_window(right - left, col_index > 0, col_index < len(cols) - 1, overlap, margin,
-                                    dtype=accumulate_dtype, device=result.device)
-            window = window_y[:, None] * window_x[None, :]
-            output[..., top:bottom, left:right] += result.to(accumulate_dtype) * window
-            weights[..., top:bottom, left:right] += window
-            del result, tiles
-            done += 1
-            if progress is not None:
-                progress(done, total)
+    for done, ((top, bottom, left, right), tiles, window) in enumerate(tiling, start=1):
+        result = fn(*tiles)
+        if not isinstance(result, torch.Tensor) or result.dim() != 4 or result.shape[0] != batch or \
+                result.shape[-2:] != tiles[0].shape[-2:]:
+            got = tuple(result.shape) if isinstance(result, torch.Tensor) else type(result).__name__
+            raise ValueError(f'fn must return a (B, C_out, h, w) tensor with the tile\'s batch and size '
+                             f'({batch}, *, {tiles[0].shape[-2]}, {tiles[0].shape[-1]}); got {got}')
+        result = crop_to_size(result, (bottom - top, right - left))
+        if output is None:
+            result_dtype = result.dtype
+            accumulate_dtype = torch.promote_types(result_dtype, torch.float32)
+            output = result.new_zeros((batch, result.shape[1], height, width), dtype=accumulate_dtype)
+            weights = result.new_zeros((1, 1, height, width), dtype=accumulate_dtype)
+        window = window.to(accumulate_dtype)
+        output[..., top:bottom, left:right] += result.to(accumulate_dtype) * window
+        weights[..., top:bottom, left:right] += window
+        del result, tiles
+        if progress is not None:
+            progress(done, total)
     if not bool((weights > 0).all()):  # cannot happen with validated options; guards the division
         raise RuntimeError(f'tiling left pixels without weight (tile={tile}, overlap={overlap}, '
-                           f'multiple={multiple}, edge_margin={margin}); use a larger tile or smaller margin')
+                           f'multiple={multiple}); use a larger tile or smaller margin')
     output /= weights
     return output.to(result_dtype)
+
+
+def tiled_weighted_sum(fn, inputs, tile, overlap, multiple=1, edge_margin=None, pad_mode='reflect', progress=None):
+    """Sum ``fn(*input_tiles, weight)`` over the tiles of :func:`iter_tiles`.
+
+    For image-level statistics (e.g. the global average of features) computed tile by tile:
+    ``weight`` is the tile's blending window, zero-padded like the tiles to (h_padded, w_padded)
+    and shaped (1, 1, h, w). Since the windows sum to 1 at every pixel, a ``fn`` that returns
+    weighted sums ``sum(weight * f)`` adds up to the whole image's ``sum(f)``. ``fn`` returns a
+    list of tensors; the result is their element-wise sum over tiles. Other arguments as
+    :func:`tiled_forward`.
+    """
+    inputs = list(inputs) if not (callable(inputs) or isinstance(inputs, torch.Tensor)) else inputs
+    tiling = iter_tiles(inputs, tile, overlap, multiple, edge_margin, pad_mode)
+    total_tiles = count_tiles(*inputs[0].shape[-2:], tile, overlap, multiple)
+    total = None
+    for done, (_, tiles, window) in enumerate(tiling, start=1):
+        padded_height, padded_width = tiles[0].shape[-2:]
+        weight = F.pad(window, (0, padded_width - window.shape[1], 0, padded_height - window.shape[0]))
+        parts = fn(*tiles, weight[None, None].to(tiles[0].dtype))
+        total = list(parts) if total is None else [a + b for a, b in zip(total, parts)]
+        if progress is not None:
+            progress(done, total_tiles)
+    return total
