@@ -82,6 +82,7 @@ def init_dist(launcher, backend=None, **kwargs):
             local_rank = int(os.environ.get('LOCAL_RANK', os.environ.get('RANK', 0)))
             torch.cuda.set_device(local_rank % torch.cuda.device_count())
         dist.init_process_group(backend=backend, **kwargs)
+        print(f'torch.distributed: rank {dist.get_rank()} of {dist.get_world_size()}, backend {backend}', flush=True)
     elif launcher == 'slurm':
         if not torch.cuda.is_available():
             raise RuntimeError('--launcher slurm needs CUDA (upstream BasicSR maps tasks to GPUs); '

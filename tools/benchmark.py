@@ -2,12 +2,19 @@
 
     python tools/benchmark.py op [--size 224] [--batch 4] [--num-basis 90] [--kernel 15] [--repeat 3] [--rounds 2]
     python tools/benchmark.py init [--arch FCDFNArch] [--base-channels 16 --depth 3 --num-basis 16]
+    python tools/benchmark.py model [--base-channels 16 --depth 3 --num-basis 16] [--megapixels 1 12] [--json out.json]
 
 ``op``: time and peak resident memory above the inputs of one forward+backward of ``basis_filter``
 (banded, the kept design), ``basis_filter_conv`` (design (a)) and a naive unfold filter, each in its
 own process so one's allocations cannot hide another's peak. Time is the minimum over repeats and
 alternating rounds (the machine may be shared); memory is VmHWM minus VmRSS after the inputs exist and the code paths
 were warmed up on a tiny problem (so loading libraries is not counted). Linux only (/proc).
+
+``model``: (1) one training step (forward, FCDFNLoss, backward, Adam) of FCDFNArch and DeepFnFArch at the
+same backbone width, and their ratio; (2) inference of FCDFNArch per megapixel on 4:3 pairs of each
+``--megapixels`` size, tiled (two passes, see ``FCDFNModel``), with the peak memory above the inputs
+(resident memory on CPU, ``torch.cuda.max_memory_allocated`` on CUDA). Each measurement runs in its
+own process. ``--json`` writes everything.
 """
 import argparse
 import json
@@ -146,6 +153,97 @@ def init_command(args):
               f'{torch.get_num_threads()} threads)')
 
 
+def _model_options(args):
+    """Backbone options shared by both archs (equal width, depth and N; each keeps its kernel defaults)."""
+    return dict(base_channels=args.base_channels, depth=args.depth, num_basis=args.num_basis)
+
+
+def model_worker(args):
+    """Runs in its own process; prints one JSON line for ``--worker train-<Arch>`` or ``infer``."""
+    import torch
+
+    import fcdfn_plugin  # noqa: F401
+    from basicsr.utils.registry import ARCH_REGISTRY
+    from fcdfn_plugin.losses.fcdfn_loss import FCDFNLoss
+    from fcdfn_plugin.models.fcdfn_model import enhance_pair
+
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
+    if args.worker.startswith('train-'):
+        arch = args.worker[len('train-'):]
+        net = ARCH_REGISTRY.get(arch)(**_model_options(args)).to(device)
+        loss_fn, optimizer = FCDFNLoss(), torch.optim.Adam(net.parameters(), lr=1e-4)
+        lq, flash, gt = (torch.rand(args.batch, 3, args.size, args.size, device=device) for _ in range(3))
+        times = []
+        for _ in range(args.repeat + 1):  # the first step warms up
+            sync()
+            start = time.perf_counter()
+            optimizer.zero_grad()
+            loss_fn(net(lq * 0.2, flash), gt).backward()
+            optimizer.step()
+            sync()
+            times.append(time.perf_counter() - start)
+        print(json.dumps({'arch': arch, 'seconds': min(times[1:]), 'params': sum(p.numel() for p in net.parameters())}))
+        return
+    net = ARCH_REGISTRY.get('FCDFNArch')(**_model_options(args)).to(device).eval()
+    width = int(round((args.mp * 1e6 * 4 / 3) ** 0.5))
+    height = int(round(args.mp * 1e6 / width))
+    small = [torch.rand(1, 3, 2 * args.tile, 2 * args.tile, device=device) for _ in range(2)]
+    enhance_pair(net, *small, size=args.tile, overlap=args.overlap, min_pixels=0)  # warm-up, tiled code path
+    lq, flash = (torch.rand(1, 3, height, width, device=device) for _ in range(2))
+    if device.type == 'cuda':
+        sync()
+        torch.cuda.reset_peak_memory_stats()
+        baseline = torch.cuda.memory_allocated()
+    else:
+        baseline = _status_mb('VmRSS')
+    start = time.perf_counter()
+    out = enhance_pair(net, lq, flash, size=args.tile, overlap=args.overlap, min_pixels=0)
+    sync()
+    seconds = time.perf_counter() - start
+    peak = ((torch.cuda.max_memory_allocated() - baseline) / 2**20 if device.type == 'cuda'
+            else _status_mb('VmHWM') - baseline)
+    print(json.dumps({'megapixels': height * width / 1e6, 'size': [height, width], 'seconds': seconds,
+                      'seconds_per_mp': seconds / (height * width / 1e6), 'peak_above_inputs_mb': peak,
+                      'finite': bool(torch.isfinite(out).all())}))
+
+
+def model_command(args):
+    def run(worker, extra=()):
+        command = [sys.executable, os.path.abspath(__file__), 'model', '--worker', worker, '--device', args.device,
+                   '--base-channels', str(args.base_channels), '--depth', str(args.depth),
+                   '--num-basis', str(args.num_basis), '--batch', str(args.batch), '--size', str(args.size),
+                   '--repeat', str(args.repeat), '--tile', str(args.tile), '--overlap', str(args.overlap), *extra]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f'{worker} failed (exit {done.returncode}):\n{done.stderr[-2000:]}')
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    report = {'device': args.device, 'options': _model_options(args), 'train': {}, 'inference': []}
+    for arch in ('FCDFNArch', 'DeepFnFArch'):
+        report['train'][arch] = run(f'train-{arch}')
+        print(f'train step {arch:12s} B={args.batch} {args.size}x{args.size}: '
+              f'{report["train"][arch]["seconds"]:.3f} s ({report["train"][arch]["params"]:,} parameters)', flush=True)
+    ratio = report['train']['FCDFNArch']['seconds'] / report['train']['DeepFnFArch']['seconds']
+    report['train_ratio_fcdfn_over_deepfnf'] = ratio
+    print(f'FCDFN step / DeepFnF step: {ratio:.2f}', flush=True)
+    for mp in args.megapixels:
+        result = run('infer', ['--mp', str(mp)])
+        report['inference'].append(result)
+        print(f'inference {result["size"][1]}x{result["size"][0]} ({result["megapixels"]:.1f} MP), tiles '
+              f'{args.tile}/{args.overlap}: {result["seconds"]:.1f} s = {result["seconds_per_mp"]:.2f} s/MP, '
+              f'peak above inputs {result["peak_above_inputs_mb"]:.0f} MB', flush=True)
+    if len(report['inference']) > 1:
+        first, last = report['inference'][0], report['inference'][-1]
+        report['time_per_mp_ratio_largest_over_smallest'] = last['seconds_per_mp'] / first['seconds_per_mp']
+        print(f'time per MP, {last["megapixels"]:.1f} MP / {first["megapixels"]:.1f} MP: '
+              f'{report["time_per_mp_ratio_largest_over_smallest"]:.2f}')
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(report, f, indent=1)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest='command', required=True)
@@ -167,8 +265,24 @@ def main(argv=None):
     init.add_argument('--sizes', type=int, nargs='+', default=[128, 224])
     init.add_argument('--repeat', type=int, default=3)
     init.add_argument('--seed', type=int, default=0)
+    model = commands.add_parser('model', help='FCDFN vs DeepFnF train step; tiled inference time and memory per MP')
+    model.add_argument('--base-channels', type=int, default=16)
+    model.add_argument('--depth', type=int, default=3)
+    model.add_argument('--num-basis', type=int, default=16)
+    model.add_argument('--batch', type=int, default=4, help='train-step batch')
+    model.add_argument('--size', type=int, default=128, help='train-step crop')
+    model.add_argument('--repeat', type=int, default=3)
+    model.add_argument('--megapixels', type=float, nargs='+', default=[1, 12])
+    model.add_argument('--tile', type=int, default=512)
+    model.add_argument('--overlap', type=int, default=128)
+    model.add_argument('--device', default='cpu')
+    model.add_argument('--json', default=None, help='write the results here')
+    model.add_argument('--worker', help=argparse.SUPPRESS)
+    model.add_argument('--mp', type=float, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.command == 'op':
+    if args.command == 'model':
+        model_worker(args) if args.worker else model_command(args)
+    elif args.command == 'op':
         op_worker(args) if args.worker else op_command(args)
     elif args.command == 'init':
         init_command(args)
