@@ -23,6 +23,15 @@ def python():
     return sys.executable
 
 
+def load_tool(name):
+    """Import ``tools/<name>.py`` as a module (the tools are scripts, not a package)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO_ROOT, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def run_tool(args, root=None, timeout=600, env_extra=None, check=True):
     """Run ``python <args>`` from the repository root, with ``$FCDFN_ROOT`` = ``root``."""
     import subprocess

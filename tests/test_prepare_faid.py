@@ -1,5 +1,4 @@
 """tools/prepare_faid.py: layout, deterministic grouped split, atomic output, skipped pairs, end to end."""
-import importlib.util
 import json
 import os
 import shutil
@@ -14,15 +13,8 @@ import torch
 from fcdfn_plugin.data import FlashLowLightDataset
 from fcdfn_plugin.data.faid_io import scene_group
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, osp.join(REPO, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+from conftest import REPO_ROOT as REPO
+from conftest import load_tool
 
 make_toy_faid = load_tool('make_toy_faid')
 prepare = load_tool('prepare_faid')

@@ -1,5 +1,4 @@
 """tools/make_toy_faid.py and the rendered toy scenes: layout, determinism, light physics."""
-import importlib.util
 import os
 from os import path as osp
 
@@ -10,15 +9,8 @@ import pytest
 from fcdfn_plugin.data import toy_scenes
 from fcdfn_plugin.data.faid_io import pair_by_name
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, osp.join(REPO, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+from conftest import REPO_ROOT as REPO
+from conftest import load_tool
 
 make_toy_faid = load_tool('make_toy_faid')
 
