@@ -118,3 +118,16 @@ def test_every_options_file_builds_through_the_registries(toy_prepared):
             assert len(build_dataset(dataset_opt)) > 0, name
         for metric in opt['val']['metrics'].values():
             assert metric['type'] in METRIC_REGISTRY, name
+
+
+def test_plugin_pieces_compose_with_stock_basicsr(tmp_path, toy_prepared):
+    """options/mix_rrdbnet_fcdfnloss.yml: BasicSR's SRModel + RRDBNet with our loss on our dataset."""
+    options = write_options(tmp_path / 'mix.yml', 'options/mix_rrdbnet_fcdfnloss.yml', toy_prepared, name='mix',
+                            train__total_iter=2, logger__print_freq=1, logger__save_checkpoint_freq=2,
+                            val__val_freq=2, datasets__train__batch_size_per_gpu=2,
+                            datasets__train__num_worker_per_gpu=0, datasets__train__persistent_workers=False)
+    run_tool(['tools/train.py', '-opt', options], root=tmp_path)
+    log = open(glob.glob(str(tmp_path / 'experiments' / 'mix' / 'train_mix_*.log'))[0]).read()
+    assert 'Model [SRModel] is created.' in log and 'Network [RRDBNet] is created.' in log
+    assert 'l_pix: ' in log and '# psnr: ' in log
+    assert (tmp_path / 'experiments' / 'mix' / 'models' / 'net_g_2.pth').is_file()
