@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO_ROOT, run_tool, write_options
+from conftest import REPO_ROOT, load_tool, run_tool, write_options
 
 TRAIN_CHANGES = dict(
     name='tiny', train__total_iter=3, logger__print_freq=1, logger__save_checkpoint_freq=3, val__val_freq=3,
@@ -70,29 +70,30 @@ def test_enhance_cli_and_its_errors(trained, toy_prepared, tmp_path):
     assert result.shape == src.shape and result.dtype == src.dtype
     assert cv2.imread(str(compare)).shape[1] == 3 * src.shape[1]
 
-    # refuses to overwrite
-    again = run_tool(['tools/enhance.py', '--lowlight', lq, '--flash', flash, '--out', out] + common, check=False)
-    assert again.returncode != 0 and '--overwrite' in again.stderr
-    # missing file
-    missing = run_tool(['tools/enhance.py', '--lowlight', tmp_path / 'nope.png', '--flash', flash,
-                        '--out', tmp_path / 'o1.png'] + common, check=False)
-    assert missing.returncode != 0 and 'nope.png' in missing.stderr
-    # mismatched sizes
+    # Bad input, in-process (each a clear message naming the problem, nothing written)
+    enhance = load_tool('enhance')
+
+    def error_of(*args):
+        with pytest.raises(SystemExit) as failure:
+            enhance.main([str(a) for a in args])
+        return str(failure.value)
+
+    assert '--overwrite' in error_of('--lowlight', lq, '--flash', flash, '--out', out, *common)
+    assert 'nope.png' in error_of('--lowlight', tmp_path / 'nope.png', '--flash', flash, '--out', tmp_path / 'o1.png',
+                                  *common)
     small = tmp_path / 'small.png'
     cv2.imwrite(str(small), src[:32, :40])
-    mismatch = run_tool(['tools/enhance.py', '--lowlight', lq, '--flash', small, '--out', tmp_path / 'o2.png'] + common,
-                        check=False)
-    assert mismatch.returncode != 0 and 'same size' in mismatch.stderr
-    # weights of another network
-    wrong = run_tool(['tools/enhance.py', '--lowlight', lq, '--flash', flash, '--out', tmp_path / 'o3.png',
-                      '-opt', 'options/fcdfn.yml', '--weights', weights], check=False)
-    assert wrong.returncode != 0 and 'do not fit' in wrong.stderr
-    # not a checkpoint
+    assert 'same size' in error_of('--lowlight', lq, '--flash', small, '--out', tmp_path / 'o2.png', *common)
+    corrupt = tmp_path / 'corrupt.png'
+    corrupt.write_bytes(b'\x89PNG\r\n\x1a\n truncated')
+    assert 'cannot decode' in error_of('--lowlight', corrupt, '--flash', flash, '--out', tmp_path / 'o3.png', *common)
+    assert 'do not fit' in error_of('--lowlight', lq, '--flash', flash, '--out', tmp_path / 'o4.png',
+                                    '-opt', os.path.join(REPO_ROOT, 'options', 'fcdfn.yml'), '--weights', weights)
     bogus = tmp_path / 'bogus.pth'
     bogus.write_bytes(b'not a checkpoint')
-    bad = run_tool(['tools/enhance.py', '--lowlight', lq, '--flash', flash, '--out', tmp_path / 'o4.png',
-                    '-opt', options, '--weights', bogus], check=False)
-    assert bad.returncode != 0 and 'not a PyTorch checkpoint' in bad.stderr
+    assert 'not a PyTorch checkpoint' in error_of('--lowlight', lq, '--flash', flash, '--out', tmp_path / 'o5.png',
+                                                  '-opt', options, '--weights', bogus)
+    assert not any((tmp_path / f'o{i}.png').exists() for i in range(1, 6))
 
 
 def test_every_options_file_builds_through_the_registries(toy_prepared):
