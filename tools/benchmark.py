@@ -3,6 +3,7 @@
     python tools/benchmark.py op [--size 224] [--batch 4] [--num-basis 90] [--kernel 15] [--repeat 3] [--rounds 2]
     python tools/benchmark.py init [--arch FCDFNArch] [--base-channels 16 --depth 3 --num-basis 16]
     python tools/benchmark.py model [--base-channels 16 --depth 3 --num-basis 16] [--megapixels 1 12] [--json out.json]
+    python tools/benchmark.py dist [--iters 60] [--batch 16]
 
 ``op``: time and peak resident memory above the inputs of one forward+backward of ``basis_filter``
 (banded, the kept design), ``basis_filter_conv`` (design (a)) and a naive unfold filter, each in its
@@ -15,6 +16,11 @@ same backbone width, and their ratio; (2) inference of FCDFNArch per megapixel o
 ``--megapixels`` size, tiled (two passes, see ``FCDFNModel``), with the peak memory above the inputs
 (resident memory on CPU, ``torch.cuda.max_memory_allocated`` on CUDA). Each measurement runs in its
 own process. ``--json`` writes everything.
+
+``dist``: training throughput of ``options/fcdfn_demo.yml`` on the toy FAID (built if missing) with
+one process and a batch of ``--batch`` against ``torchrun`` with two processes of half that batch
+(Gloo on CPU, NCCL on GPU): the same samples per iteration, so the ratio of samples per second is
+the distributed speed-up. Times are BasicSR's own averaged iteration times from the logs.
 """
 import argparse
 import json
@@ -244,6 +250,51 @@ def model_command(args):
             json.dump(report, f, indent=1)
 
 
+def dist_command(args):
+    import re
+    import tempfile
+
+    import yaml
+
+    import fcdfn_plugin  # noqa: F401
+    from fcdfn_plugin.utils.pipeline import ensure_toy_dataset, run_step
+
+    prepared = ensure_toy_dataset()
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(repo, 'options', 'fcdfn_demo.yml')) as f:
+        base = yaml.safe_load(f)
+    results = {}
+    with tempfile.TemporaryDirectory() as root:
+        for processes in (1, 2):
+            opt = dict(base, name=f'dist_{processes}')
+            opt['datasets']['train'].update(dataroot=os.path.join(prepared, 'train.lmdb'),
+                                            batch_size_per_gpu=args.batch // processes)
+            opt['datasets']['val']['dataroot'] = os.path.join(prepared, 'test')
+            opt['train']['total_iter'] = args.iters
+            opt['val']['val_freq'] = 10 * args.iters
+            opt['logger'].update(print_freq=args.iters // 2, save_checkpoint_freq=10 * args.iters)
+            options = os.path.join(root, f'dist_{processes}.yml')
+            with open(options, 'w') as f:
+                yaml.safe_dump(opt, f, sort_keys=False)
+            command = ['tools/train.py', '-opt', options]
+            if processes > 1:
+                command = ['-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={processes}'] + command + [
+                    '--launcher', 'pytorch']
+            run_step(f'{processes} process(es), batch {args.batch // processes} each', command,
+                     env_extra={'FCDFN_ROOT': root})
+            log_path = next(os.path.join(root, 'experiments', opt['name'], name)
+                            for name in os.listdir(os.path.join(root, 'experiments', opt['name']))
+                            if name.endswith('.log'))
+            # BasicSR's AvgTimer: the mean iteration time since the start (at most 200 iterations)
+            seconds = float(re.findall(r'time \(data\): ([\d.]+)', open(log_path).read())[-1])
+            results[processes] = {'seconds_per_iter': seconds, 'samples_per_s': args.batch / seconds}
+    ratio = results[2]['samples_per_s'] / results[1]['samples_per_s']
+    for processes, result in results.items():
+        print(f'{processes} process(es): {result["seconds_per_iter"]:.3f} s/iteration, '
+              f'{result["samples_per_s"]:.1f} samples/s')
+    print(f'2 processes / 1 process throughput: {ratio:.2f}')
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest='command', required=True)
@@ -279,8 +330,13 @@ def main(argv=None):
     model.add_argument('--json', default=None, help='write the results here')
     model.add_argument('--worker', help=argparse.SUPPRESS)
     model.add_argument('--mp', type=float, help=argparse.SUPPRESS)
+    dist = commands.add_parser('dist', help='1 process vs 2 (torchrun) training throughput on the demo options')
+    dist.add_argument('--iters', type=int, default=60)
+    dist.add_argument('--batch', type=int, default=16, help='samples per iteration (split over the processes)')
     args = parser.parse_args(argv)
-    if args.command == 'model':
+    if args.command == 'dist':
+        dist_command(args)
+    elif args.command == 'model':
         model_worker(args) if args.worker else model_command(args)
     elif args.command == 'op':
         op_worker(args) if args.worker else op_command(args)
