@@ -51,7 +51,9 @@ def test_two_processes_match_one_process_with_double_batch(tmp_path, toy_prepare
               '--launcher', 'pytorch'], root=tmp_path, env_extra={'FCDFN_DIST_BACKEND': 'gloo'})
     assert max_diff(weights(tmp_path, 'one', 4), weights(tmp_path, 'two', 4)) <= 1e-5
     # and training did change the weights (the comparison above is not vacuous)
-    log = open(glob.glob(str(tmp_path / 'experiments' / 'two' / 'train_two_*.log'))[0]).read()
+    logs = glob.glob(str(tmp_path / 'experiments' / 'two' / 'train_two_*.log'))
+    assert len(logs) == 1  # only rank 0 writes the log (and the checkpoints)
+    log = open(logs[0]).read()
     assert 'World size (gpu number): 2' in log
 
 
