@@ -90,7 +90,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', default='ablation_output', help='folder for runs, tables and the figure')
     parser.add_argument('--seeds', type=int, nargs='+', default=[10, 11, 12])
-    parser.add_argument('--iters', type=int, default=500, help='training iterations per run')
+    parser.add_argument('--iters', type=int, default=500, help='training iterations per run (the demo schedule, scaled)')
     parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
     args = parser.parse_args()
 
