@@ -68,8 +68,8 @@ def test_first_output_is_a_brightened_smooth_copy(options):
     torch.manual_seed(0)
     net = FCDFNArch(**SMALL, **options)
     lq = ramp()
-    gain = float(net.log_gain[0].exp())
-    out = net(lq, lq * gain / float(net.log_gain[1].exp()))
+    gain = net.log_gain[0].exp().item()
+    out = net(lq, lq * gain / net.log_gain[1].exp().item())
     assert (out - lq * gain)[INTERIOR].abs().max() < 2e-3, 'the untrained network is not a brightened smooth copy'
 
 
@@ -77,7 +77,7 @@ def test_deepfnf_first_output_is_a_brightened_smooth_copy():
     net = DeepFnFArch(**SMALL)
     lq = ramp()
     out = net(lq, torch.rand_like(lq))
-    assert (out - lq * float(net.log_gain[0].exp()))[INTERIOR].abs().max() < 2e-3
+    assert (out - lq * net.log_gain[0].exp().item())[INTERIOR].abs().max() < 2e-3
 
 
 def test_bad_options_and_inputs_are_named():
