@@ -24,20 +24,14 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 def read_photo(path, what):
     """HxWx3 float32 RGB in [0, 1] and the file's bit depth (8 or 16)."""
+    from fcdfn_plugin.data.faid_io import decode_image, read_file_bytes, to_unit_float
     if not osp.isfile(path):
         raise SystemExit(f'error: {what} image {path!r} does not exist.')
-    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise SystemExit(f'error: cannot decode {what} image {path!r} (not an image, or corrupt).')
-    if img.dtype not in (np.uint8, np.uint16):
-        raise SystemExit(f'error: {what} image {path!r} has unsupported pixel type {img.dtype}.')
-    bits = 16 if img.dtype == np.uint16 else 8
-    if img.ndim == 2:
-        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
-    elif img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
-    rgb = img[:, :, ::-1].astype(np.float32) / np.iinfo(img.dtype).max
-    return np.ascontiguousarray(rgb), bits
+    try:
+        image = decode_image(read_file_bytes(path), f'{what} image {path!r}')
+    except (ValueError, FileNotFoundError) as err:
+        raise SystemExit(f'error: {err}')
+    return to_unit_float(image), 16 if image.dtype == np.uint16 else 8
 
 
 def to_file_pixels(rgb, bits):
