@@ -19,15 +19,6 @@ import numpy as np
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
-def read_rgb8(path):
-    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise FileNotFoundError(f'cannot read {path}')
-    if img.dtype == np.uint16:
-        img = np.round(img / 257.0).astype(np.uint8)
-    return img
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', default='demo_output', help='folder for the metrics, grid and curves')
@@ -39,7 +30,8 @@ def main():
 
     from fcdfn_plugin.utils.paths import experiments_root
     from fcdfn_plugin.utils.pipeline import ensure_toy_dataset, run_step
-    from fcdfn_plugin.utils.report import comparison_grid, markdown_table, parse_train_log, plot_training_curves
+    from fcdfn_plugin.utils.report import (comparison_grid, markdown_table, parse_train_log, plot_training_curves,
+                                           read_image_bgr8)
 
     print('=== 1/4 The offline toy FAID', flush=True)
     prepared = ensure_toy_dataset()
@@ -57,11 +49,11 @@ def main():
     rows, grid_rows = [], []
     for gt_path in sorted(glob.glob(osp.join(test_dir, 'gt', '*.png'))):
         key = osp.splitext(osp.basename(gt_path))[0]
-        gt = read_rgb8(gt_path)
-        lq = read_rgb8(osp.join(test_dir, 'lq', f'{key}.png'))
-        flash = read_rgb8(osp.join(test_dir, 'flash', f'{key}.png'))
+        gt = read_image_bgr8(gt_path)
+        lq = read_image_bgr8(osp.join(test_dir, 'lq', f'{key}.png'))
+        flash = read_image_bgr8(osp.join(test_dir, 'flash', f'{key}.png'))
         result_path = osp.join(result_dir, f'{key}_FCDFN_demo_test.png')
-        result = read_rgb8(result_path)
+        result = read_image_bgr8(result_path)
         rows.append([key, calculate_psnr(lq, gt, 0), calculate_psnr(result, gt, 0),
                      calculate_ssim(lq, gt, 0), calculate_ssim(result, gt, 0)])
         if len(grid_rows) < args.grid_scenes:

@@ -19,7 +19,6 @@ import argparse
 import glob
 import json
 import os
-import re
 import time
 from os import path as osp
 
@@ -74,18 +73,6 @@ def write_run_options(path, variant, seed, iters, prepared, save_images):
         yaml.safe_dump(opt, f, sort_keys=False)
 
 
-_METRIC = re.compile(r'# (psnr|ssim|lpips): ([-+\d.eE]+)')
-
-
-def final_metrics(log_path):
-    """The metrics of the last validation block of a BasicSR training log."""
-    text = open(log_path, encoding='utf-8').read()
-    last = text.rsplit('Validation ', 1)
-    if len(last) != 2:
-        raise RuntimeError(f'no validation in {log_path}')
-    return {name: float(value) for name, value in _METRIC.findall(last[1])}
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', default='ablation_output', help='folder for runs, tables and the figure')
@@ -98,7 +85,7 @@ def main():
 
     import fcdfn_plugin  # noqa: F401
     from fcdfn_plugin.utils.pipeline import ensure_toy_dataset, run_step
-    from fcdfn_plugin.utils.report import comparison_grid, markdown_table
+    from fcdfn_plugin.utils.report import comparison_grid, final_validation, markdown_table, read_image_bgr8
 
     out = osp.abspath(args.out)
     os.makedirs(out, exist_ok=True)
@@ -117,7 +104,7 @@ def main():
                      ['tools/train.py', '-opt', options], env_extra={'FCDFN_ROOT': out})
         else:
             print(f'[{number}/{len(runs)}] {name}: finished earlier, reusing its log', flush=True)
-        results.setdefault(variant, {})[seed] = final_metrics(sorted(glob.glob(log_glob))[-1])
+        results.setdefault(variant, {})[seed] = final_validation(sorted(glob.glob(log_glob))[-1])
 
     metrics = sorted({m for per_seed in results.values() for values in per_seed.values() for m in values})
     header = ['variant'] + [f'{m.upper()} (mean +- std)' for m in metrics] + ['seeds']
@@ -143,14 +130,13 @@ def main():
         grid = []
         for gt_path in sorted(glob.glob(osp.join(test_dir, 'gt', '*.png')))[:4]:
             key = osp.splitext(osp.basename(gt_path))[0]
-            read = lambda p: cv2.imread(p)  # noqa: E731  (16-bit PNGs are read as 8-bit BGR)
-            cells = [read(osp.join(test_dir, 'lq', f'{key}.png')), read(osp.join(test_dir, 'flash', f'{key}.png'))]
+            cells = [read_image_bgr8(osp.join(test_dir, role, f'{key}.png')) for role in ('lq', 'flash')]
             for variant in ('deepfnf', 'fcdfn'):
                 # BasicSR names the final validation's images after the iteration counter (total + 1)
                 vis = glob.glob(osp.join(out, 'experiments', f'ablation_{variant}_s{seed}', 'visualization', key,
                                          f'{key}_*.png'))
-                cells.append(read(max(vis, key=osp.getmtime)))
-            cells.append(read(gt_path))
+                cells.append(read_image_bgr8(max(vis, key=osp.getmtime)))
+            cells.append(read_image_bgr8(gt_path))
             grid.append(cells)
         figure = osp.join(out, 'comparison.png')
         cv2.imwrite(figure, comparison_grid(grid, ['low-light', 'flash', 'DeepFnF', 'FCDFN', 'ground truth']))

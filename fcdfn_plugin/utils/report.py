@@ -10,7 +10,6 @@ _LOSS_ITEM = re.compile(r'(\w+): ([-+\d.eE]+|nan|inf)')
 # SRModel._log_validation_metric_values: "Validation <set>\n\t # psnr: 23.1234\tBest: ..."
 _VAL_HEADER = re.compile(r'Validation (\S+)')
 _VAL_ITEM = re.compile(r'# (\w+): ([-+\d.eE]+)')
-_ITER_MARK = re.compile(r'iter:\s*([\d,]+)')
 
 
 def parse_train_log(path):
@@ -68,6 +67,24 @@ def plot_training_curves(curves, out_path, title=''):
     fig.tight_layout()
     fig.savefig(out_path, dpi=100)
     plt.close(fig)
+
+
+def final_validation(path):
+    """``{metric: value}`` of the last validation in a BasicSR training log (an error if there is none)."""
+    metrics = {name: points[-1][1] for name, points in parse_train_log(path)['val'].items()}
+    if not metrics:
+        raise RuntimeError(f'no validation in {path}')
+    return metrics
+
+
+def read_image_bgr8(path):
+    """An 8- or 16-bit image file as HxWx3 uint8 BGR for figures (16 bits rounded, not truncated)."""
+    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise FileNotFoundError(f'cannot read {path}')
+    if img.dtype == np.uint16:
+        img = np.round(img / 257.0).astype(np.uint8)
+    return img
 
 
 def label_image(img, text):
