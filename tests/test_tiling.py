@@ -3,7 +3,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from fcdfn_plugin.utils.tiling import blend_window, crop_to_size, pad_to_multiple, tile_starts, tiled_forward
+from fcdfn_plugin.utils.tiling import (blend_window, crop_to_size, pad_to_multiple, tile_starts, tiled_forward,
+                                       tiled_weighted_sum)
 
 
 def _images(*channels, height=223, width=301, seed=0):
@@ -197,3 +198,13 @@ def test_bad_arguments_are_explained():
         tiled_forward(lambda a: a, lq, tile=32, overlap=8)
     with pytest.raises(ValueError, match=r'\(B, C, H, W\)'):
         tiled_forward(lambda a: a, [lq[0]], tile=32, overlap=8)
+
+
+def test_bad_inputs_fail_before_any_tile_runs():
+    """Argument errors come from the checks (clear messages), not from a later index or attribute error."""
+    calls = []
+    with pytest.raises(ValueError, match='at least one input'):
+        tiled_forward(lambda *t: calls.append(t), [], tile=64, overlap=16)
+    with pytest.raises(ValueError, match=r'\(B, C, H, W\)'):
+        tiled_weighted_sum(lambda *t: calls.append(t), [None], tile=64, overlap=16)
+    assert not calls

@@ -95,7 +95,6 @@ class FCDFNModel(SRModel):
         del self.flash  # the parent frees lq/gt/output only
 
 
-
 def enhance_pair(net, lq, flash, size=TILE_DEFAULTS['size'], overlap=TILE_DEFAULTS['overlap'],
                  edge_margin=TILE_DEFAULTS['edge_margin'], min_pixels=TILE_DEFAULTS['min_pixels'], progress=None):
     """Run ``net(lq, flash)`` in eval mode without gradients; tiled when H*W >= ``min_pixels``.

@@ -158,9 +158,15 @@ def iter_tiles(inputs, tile, overlap, multiple=1, edge_margin=None, pad_mode='re
     ``box = (top, bottom, left, right)`` is the tile's region of the image; ``tiles`` are the inputs
     cut to it and padded to ``multiple`` (see :func:`pad_to_multiple`); ``window`` is its
     (bottom - top, right - left) float64 blending weight (:func:`blend_window` on both axes).
-    Over all tiles the windows sum to 1 at every pixel. Arguments as :func:`tiled_forward`.
+    Over all tiles the windows sum to 1 at every pixel. Arguments as :func:`tiled_forward`; they are
+    checked when this is called, not when the first tile is drawn.
     """
     inputs, margin = _check_inputs(inputs, edge_margin, tile, overlap, multiple)
+    return _tiles(inputs, tile, overlap, multiple, margin, pad_mode)
+
+
+def _tiles(inputs, tile, overlap, multiple, margin, pad_mode):
+    """The generator of :func:`iter_tiles`, on checked arguments."""
     height, width = inputs[0].shape[-2:]
     rows, cols = tile_starts(height, tile, overlap, multiple), tile_starts(width, tile, overlap, multiple)
     device = inputs[0].device
@@ -202,8 +208,8 @@ def tiled_forward(fn, inputs, tile, overlap, multiple=1, edge_margin=None, pad_m
         Tensor: (B, C_out, H, W), on the device and with the dtype of ``fn``'s output (accumulated
         in at least float32).
     """
-    inputs = list(inputs) if not (callable(inputs) or isinstance(inputs, torch.Tensor)) else inputs
-    tiling = iter_tiles(inputs, tile, overlap, multiple, edge_margin, pad_mode)  # validates the arguments
+    inputs, margin = _check_inputs(inputs, edge_margin, tile, overlap, multiple)
+    tiling = _tiles(inputs, tile, overlap, multiple, margin, pad_mode)
     batch, height, width = inputs[0].shape[0], *inputs[0].shape[-2:]
     total = count_tiles(height, width, tile, overlap, multiple)
     output = weights = None
@@ -243,8 +249,8 @@ def tiled_weighted_sum(fn, inputs, tile, overlap, multiple=1, edge_margin=None, 
     list of tensors; the result is their element-wise sum over tiles. Other arguments as
     :func:`tiled_forward`.
     """
-    inputs = list(inputs) if not (callable(inputs) or isinstance(inputs, torch.Tensor)) else inputs
-    tiling = iter_tiles(inputs, tile, overlap, multiple, edge_margin, pad_mode)
+    inputs, margin = _check_inputs(inputs, edge_margin, tile, overlap, multiple)
+    tiling = _tiles(inputs, tile, overlap, multiple, margin, pad_mode)
     total_tiles = count_tiles(*inputs[0].shape[-2:], tile, overlap, multiple)
     total = None
     for done, (_, tiles, window) in enumerate(tiling, start=1):
