@@ -41,13 +41,18 @@ def _alias_distutils_version():
 _alias_functional_tensor()
 _alias_distutils_version()
 
+import re  # noqa: E402
+
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 from torch.nn.parallel import DistributedDataParallel  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 import basicsr  # noqa: E402,F401  (must come after the alias above)
+from basicsr import test as _bs_test  # noqa: E402
 from basicsr import train as _bs_train  # noqa: E402
 from basicsr.models import base_model as _bs_base_model  # noqa: E402
+from basicsr.models import sr_model as _bs_sr_model  # noqa: E402
 from basicsr.utils import dist_util as _bs_dist_util  # noqa: E402
 from basicsr.utils import options as _bs_options  # noqa: E402
 from basicsr.utils.misc import check_resume  # noqa: E402
@@ -101,10 +106,26 @@ def saved_states(training_states_dir):
     return [osp.join(training_states_dir, f'{it}.state') for it in sorted(iters, reverse=True)]
 
 
+#: Keys every training state written by ``BaseModel.save_training_state`` has.
+TRAINING_STATE_KEYS = ('epoch', 'iter', 'optimizers', 'schedulers')
+
+
 def _read_state(state_path):
     # Our own checkpoint (optimizer and scheduler state, with a collections.Counter inside), so the
     # full unpickler is needed; torch >= 2.6 defaults to weights_only=True.
-    return torch.load(state_path, map_location='cpu', weights_only=False)
+    state = torch.load(state_path, map_location='cpu', weights_only=False)
+    if not isinstance(state, dict) or not all(key in state for key in TRAINING_STATE_KEYS):
+        # Upstream problem (BasicSR issue 717): a network file given as the resume state ends in
+        # ``KeyError: 'iter'`` deep inside train_pipeline.
+        if isinstance(state, dict) and any(key in state for key in ('params', 'params_ema')):
+            what = 'a network weights file (net_g_*.pth)'
+        else:
+            what = f'not a training state (keys: {sorted(state)[:6] if isinstance(state, dict) else type(state).__name__})'
+        raise ValueError(
+            f'path.resume_state: {state_path!r} is {what}, not a training state. Resume from '
+            "experiments/<name>/training_states/<iter>.state (or use --auto_resume); to start a new run from these "
+            'weights, set path.pretrain_network_g instead.')
+    return state
 
 
 def load_resume_state(opt):
@@ -124,6 +145,7 @@ def load_resume_state(opt):
             try:
                 resume_state = _read_state(state_path)
             except Exception as err:  # a truncated zip or pickle raises one of several types
+                # (a complete file that is not a training state is skipped too, with its reason)
                 print(f'Skipping unreadable training state {state_path}: {err}', flush=True)
                 continue
             opt['path']['resume_state'] = state_path
@@ -139,6 +161,37 @@ def load_resume_state(opt):
     # Read by create_train_val_dataloader below, to start the sampler where the saved run stopped.
     opt['resume_progress'] = {'epoch': resume_state['epoch'], 'iter': resume_state['iter']}
     return resume_state
+
+
+_upstream_parse_options = _bs_options.parse_options
+_LOCAL_RANK_ARG = re.compile(r'^--local-rank(=|$)')
+
+
+def normalise_launcher_argv(argv):
+    """``--local-rank`` (what ``python -m torch.distributed.launch`` passes since torch 2.0) -> ``--local_rank``."""
+    return [_LOCAL_RANK_ARG.sub(r'--local_rank\1', arg) for arg in argv]
+
+
+def parse_options(root_path, is_train=True):
+    """BasicSR's ``parse_options``, accepting the launcher's ``--local-rank`` spelling.
+
+    Upstream problem (BasicSR issue 626): the parser defines only ``--local_rank``, and
+    ``torch.distributed.launch`` passes ``--local-rank=N``, so every launched process exits with
+    "unrecognized arguments". The rank itself is read from ``LOCAL_RANK`` (see :func:`init_dist`).
+    """
+    sys.argv[1:] = normalise_launcher_argv(sys.argv[1:])
+    return _upstream_parse_options(root_path, is_train)
+
+
+def terminal_only_tqdm(*args, **kwargs):
+    """``tqdm`` that draws only on a terminal.
+
+    Upstream problem: ``SRModel.nondist_validation`` draws its progress bar unconditionally; when
+    output goes to a file (a cluster job, ``nohup``, CI) every refresh is a new line in the log.
+    ``disable=None`` is tqdm's own "only if attached to a terminal".
+    """
+    kwargs.setdefault('disable', None)
+    return tqdm(*args, **kwargs)
 
 
 _upstream_create_train_val_dataloader = _bs_train.create_train_val_dataloader
@@ -181,6 +234,9 @@ def apply():
     """Install the patches (idempotent). Called on ``import fcdfn_plugin``."""
     _bs_dist_util.init_dist = init_dist
     _bs_options.init_dist = init_dist  # parse_options calls it through its own module globals
+    _bs_train.parse_options = parse_options  # both pipelines call it through their module globals
+    _bs_test.parse_options = parse_options
+    _bs_sr_model.tqdm = terminal_only_tqdm
     _bs_train.load_resume_state = load_resume_state
     _bs_train.EnlargedSampler = EpochIndexSampler  # the name train_pipeline builds its sampler with
     _bs_train.create_train_val_dataloader = create_train_val_dataloader

@@ -14,6 +14,13 @@ from conftest import REPO_ROOT, run_tool, write_options
 SHORT = dict(logger__print_freq=1, val__val_freq=1000, datasets__train__crop_size=64)
 
 
+def free_port():
+    import socket
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        return probe.getsockname()[1]
+
+
 def weights(root, name, iteration):
     path = root / 'experiments' / name / 'models' / f'net_g_{iteration}.pth'
     return torch.load(path, map_location='cpu', weights_only=True)['params']
@@ -55,6 +62,18 @@ def test_two_processes_match_one_process_with_double_batch(tmp_path, toy_prepare
     assert len(logs) == 1  # only rank 0 writes the log (and the checkpoints)
     log = open(logs[0]).read()
     assert 'World size (gpu number): 2' in log
+
+
+def test_legacy_launcher_with_local_rank_argument(tmp_path, toy_prepared):
+    """``python -m torch.distributed.launch`` passes ``--local-rank=0``, which BasicSR alone rejects."""
+    options = write_options(tmp_path / 'launch.yml', 'options/fcdfn_demo.yml', toy_prepared, name='launch',
+                            train__total_iter=1, logger__save_checkpoint_freq=1, datasets__train__batch_size_per_gpu=2,
+                            datasets__train__num_worker_per_gpu=0, datasets__train__persistent_workers=False, **SHORT)
+    result = run_tool(['-m', 'torch.distributed.launch', '--nproc_per_node=1', f'--master_port={free_port()}',
+                       'tools/train.py', '-opt', options, '--launcher', 'pytorch'], root=tmp_path, timeout=300,
+                      env_extra={'FCDFN_DIST_BACKEND': 'gloo'})
+    assert 'backend gloo' in result.stdout + result.stderr
+    assert (tmp_path / 'experiments' / 'launch' / 'models' / 'net_g_1.pth').is_file()
 
 
 def test_resume_continues_exactly(tmp_path, toy_prepared):

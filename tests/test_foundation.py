@@ -43,6 +43,27 @@ def test_patches_installed():
     assert dist_util.init_dist is compat.init_dist
     assert train.load_resume_state is compat.load_resume_state
     assert BaseModel.model_to_device is compat.model_to_device
+    from basicsr import test
+    from basicsr.models import sr_model
+    assert train.parse_options is compat.parse_options and test.parse_options is compat.parse_options
+    assert sr_model.tqdm is compat.terminal_only_tqdm
+
+
+def test_launcher_local_rank_spelling_is_accepted():
+    # torch.distributed.launch passes --local-rank=N (BasicSR issue 626); the end-to-end run is in
+    # tests/test_distributed.py
+    assert compat.normalise_launcher_argv(['-opt', 'a.yml', '--local-rank=1', '--launcher', 'pytorch']) == [
+        '-opt', 'a.yml', '--local_rank=1', '--launcher', 'pytorch']
+    assert compat.normalise_launcher_argv(['--local-rank', '0', '--local-ranks']) == [
+        '--local_rank', '0', '--local-ranks']
+
+
+def test_validation_progress_bar_only_on_a_terminal():
+    # pytest captures the output: not a terminal, so BasicSR's validation bar must not draw
+    from basicsr.models import sr_model
+    bar = sr_model.tqdm(total=3, unit='image')
+    assert bar.disable
+    bar.close()
 
 
 def test_default_backend_follows_device(monkeypatch):
@@ -84,6 +105,18 @@ def test_resume_state_missing_file_is_clear_error(tmp_path):
         assert 'nope.state' in str(err)
     else:
         raise AssertionError('a missing resume_state must raise')
+
+
+def test_resume_state_that_is_a_network_file_is_clear_error(tmp_path):
+    weights = tmp_path / 'net_g_4.pth'
+    torch.save({'params': {'w': torch.zeros(1)}}, str(weights))
+    opt = {'auto_resume': False, 'path': {'resume_state': str(weights)}}
+    try:
+        compat.load_resume_state(opt)
+    except ValueError as err:
+        assert 'net_g_4.pth' in str(err) and 'network weights' in str(err) and 'pretrain_network_g' in str(err)
+    else:
+        raise AssertionError('a network file as resume_state must raise')
 
 
 def test_no_copied_basicsr_source(repo_root):

@@ -96,6 +96,26 @@ def test_enhance_cli_and_its_errors(trained, toy_prepared, tmp_path):
     assert not any((tmp_path / f'o{i}.png').exists() for i in range(1, 6))
 
 
+def test_enhance_finds_the_options_beside_the_weights(trained, toy_prepared, tmp_path, capsys):
+    """No -opt: the options file tools/train.py copied into experiments/<name>/ is used; none -> clear error."""
+    root, _, _ = trained
+    weights = root / 'experiments' / 'tiny' / 'models' / 'net_g_latest.pth'
+    lq = sorted(glob.glob(str(toy_prepared / 'test' / 'lq' / '*.png')))[0]
+    flash = lq.replace(os.sep + 'lq' + os.sep, os.sep + 'flash' + os.sep)
+    enhance = load_tool('enhance')
+    enhance.main(['--lowlight', lq, '--flash', flash, '--weights', str(weights), '--out', str(tmp_path / 'a.png')])
+    assert os.path.join('experiments', 'tiny', 'tiny.yml') in capsys.readouterr().out
+    assert (tmp_path / 'a.png').is_file()
+
+    alone = tmp_path / 'elsewhere' / 'net.pth'
+    alone.parent.mkdir()
+    alone.write_bytes(weights.read_bytes())
+    with pytest.raises(SystemExit) as failure:
+        enhance.main(['--lowlight', lq, '--flash', flash, '--weights', str(alone), '--out', str(tmp_path / 'b.png')])
+    assert 'no options' in str(failure.value) and '-opt' in str(failure.value)
+    assert not (tmp_path / 'b.png').exists()
+
+
 def test_every_options_file_builds_through_the_registries(toy_prepared):
     from basicsr.archs import build_network
     from basicsr.data import build_dataset

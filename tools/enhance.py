@@ -3,7 +3,9 @@
     python tools/enhance.py --lowlight dark.png --flash flash.png --weights net_g_latest.pth --out result.png \
         [-opt options/fcdfn.yml] [--tile 512] [--compare side_by_side.png]
 
-The network is built from ``network_g`` of the options file the weights were trained with. Inputs
+The network is built from ``network_g`` of the options the weights were trained with: ``-opt`` if
+given, else the ``network_g`` stored in the checkpoint, else the options file that ``tools/train.py``
+copied into the experiment folder (``experiments/<name>/`` above ``models/net_g_X.pth``). Inputs
 are sRGB photos (8- or 16-bit PNG, JPEG, anything OpenCV reads); the result is written with the
 low-light input's bit depth. Pairs above ``--min-pixels`` run tile by tile with blended overlaps.
 """
@@ -16,7 +18,6 @@ from os import path as osp
 import cv2
 import numpy as np
 import torch
-import yaml
 from tqdm import tqdm
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -41,33 +42,12 @@ def to_file_pixels(rgb, bits):
 
 
 def build_network(opt_path, weights_path, device):
-    import fcdfn_plugin  # noqa: F401  (registers the archs)
-    from basicsr.archs import build_network as build_basicsr_network
-
-    if not osp.isfile(opt_path):
-        raise SystemExit(f'error: options file {opt_path!r} does not exist.')
-    with open(opt_path) as f:
-        opt = yaml.safe_load(f)
-    if not isinstance(opt, dict) or 'network_g' not in opt:
-        raise SystemExit(f'error: {opt_path!r} has no network_g section.')
-    net = build_basicsr_network(opt['network_g'])
-    if not osp.isfile(weights_path):
-        raise SystemExit(f'error: weights file {weights_path!r} does not exist.')
+    """The trained network and where its options came from; errors exit with the reason."""
+    from fcdfn_plugin.utils.inference import InferenceSetupError, build_trained_network
     try:
-        checkpoint = torch.load(weights_path, map_location='cpu', weights_only=True)
-    except Exception as err:  # torch raises several types for files that are not checkpoints
-        raise SystemExit(f'error: {weights_path!r} is not a PyTorch checkpoint ({err}).')
-    state = checkpoint.get('params_ema', checkpoint.get('params', checkpoint)) if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict):
-        raise SystemExit(f'error: {weights_path!r} holds no state dict.')
-    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise SystemExit(f'error: the weights in {weights_path!r} do not fit network_g of {opt_path!r} '
-                         f'({opt["network_g"].get("type")}): {str(err).splitlines()[0]} ... '
-                         'Pass the options file the weights were trained with (-opt).')
-    return net.to(device).eval()
+        return build_trained_network(weights_path, opt_path, device)
+    except InferenceSetupError as err:
+        raise SystemExit(f'error: {err}')
 
 
 def main(argv=None):
@@ -76,8 +56,9 @@ def main(argv=None):
     parser.add_argument('--flash', required=True, help='flash photo of the same scene')
     parser.add_argument('--weights', required=True, help='net_g_*.pth written by tools/train.py')
     parser.add_argument('--out', required=True, help='where to write the enhanced image')
-    parser.add_argument('-opt', default=osp.join(REPO, 'options', 'fcdfn.yml'),
-                        help='options file the weights were trained with (its network_g is used)')
+    parser.add_argument('-opt', default=None,
+                        help='options file the weights were trained with (its network_g is used); default: the '
+                        'network_g stored in the checkpoint, else the options file in its experiment folder')
     parser.add_argument('--tile', type=int, default=512, help='tile size for large images (pixels)')
     parser.add_argument('--overlap', type=int, default=128, help='tile overlap (pixels)')
     parser.add_argument('--min-pixels', type=int, default=1024 * 1024, help='tile images with at least this many pixels')
@@ -97,7 +78,8 @@ def main(argv=None):
     from fcdfn_plugin.models.fcdfn_model import enhance_pair
 
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    net = build_network(args.opt, args.weights, device)
+    net, source = build_network(args.opt, args.weights, device)
+    print(f'Network: {type(net).__name__} from {source}', flush=True)
     to_tensor = lambda rgb: torch.from_numpy(rgb.transpose(2, 0, 1).copy())[None].to(device)  # noqa: E731
     height, width = lowlight.shape[:2]
     print(f'Enhancing {width}x{height} ({height * width / 1e6:.1f} MP) on {device}...', flush=True)

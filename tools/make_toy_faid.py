@@ -144,7 +144,7 @@ def main(argv=None):
     tasks = [(args.seed, scene_index, key, photo_name, args.size, args.bits, args.out)
              for scene_index, (key, photo_name) in enumerate(plan)]
     # Each scene has its own generator, so the output does not depend on the number of workers.
-    progress = tqdm(total=len(tasks), desc='toy FAID', unit='scene')
+    progress = tqdm(total=len(tasks), desc='toy FAID', unit='scene', disable=None)
     if args.workers > 1:
         with multiprocessing.Pool(args.workers, initializer=_set_photos, initargs=(photos, )) as pool:
             for _ in pool.imap_unordered(_render_and_write, tasks, chunksize=4):

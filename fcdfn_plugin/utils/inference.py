@@ -1,0 +1,118 @@
+"""Trained networks for inference: find the options a checkpoint was trained with, build, load.
+
+Shared by ``tools/enhance.py`` and ``tools/evaluate.py``. BasicSR saves the options file of a run
+into ``experiments/<name>/`` and its checkpoints into ``experiments/<name>/models/``, so a
+checkpoint written by ``tools/train.py`` carries its options two folders up. A checkpoint may
+also embed its ``network_g`` section (the shipped weights do), which makes it self-describing.
+Errors are :class:`InferenceSetupError` with a message that names the file and the fix.
+"""
+import glob
+from os import path as osp
+
+import torch
+import yaml
+
+
+class InferenceSetupError(RuntimeError):
+    """A checkpoint or options file that cannot be used, with a message for the user."""
+
+
+def _read_yaml(path):
+    try:
+        with open(path) as handle:
+            return yaml.safe_load(handle)
+    except (OSError, yaml.YAMLError) as error:
+        raise InferenceSetupError(f'cannot read options file {path!r}: {error}') from error
+
+
+def _network_of(path):
+    opt = _read_yaml(path)
+    if not isinstance(opt, dict) or not isinstance(opt.get('network_g'), dict):
+        return None
+    return opt['network_g']
+
+
+def options_beside_weights(weights_path):
+    """The options file of the run that wrote ``weights_path``, or None.
+
+    Looks for ``*.yml`` with a ``network_g`` section in the experiment folder
+    (``experiments/<name>/`` for ``experiments/<name>/models/net_g_X.pth``) and, for weights kept
+    elsewhere, next to the weights file. Several candidates with different ``network_g`` are an
+    error (which one trained these weights cannot be told); identical ones are fine.
+    """
+    weights_dir = osp.dirname(osp.abspath(weights_path))
+    folders = [osp.dirname(weights_dir)] if osp.basename(weights_dir) == 'models' else []
+    folders.append(weights_dir)
+    for folder in folders:
+        candidates = [path for path in sorted(glob.glob(osp.join(folder, '*.yml'))) if _network_of(path) is not None]
+        if not candidates:
+            continue
+        networks = {yaml.safe_dump(_network_of(path), sort_keys=True) for path in candidates}
+        if len(networks) > 1:
+            raise InferenceSetupError(
+                f'{folder} holds several options files with different network_g sections ({", ".join(map(osp.basename, candidates))}); '
+                'pass the one these weights were trained with as -opt.')
+        return candidates[0]
+    return None
+
+
+def load_checkpoint(weights_path):
+    """``torch.load`` of a network checkpoint (weights only), with clear errors."""
+    if not osp.isfile(weights_path):
+        raise InferenceSetupError(f'weights file {weights_path!r} does not exist.')
+    try:
+        return torch.load(weights_path, map_location='cpu', weights_only=True)
+    except Exception as error:  # torch raises several types for files that are not checkpoints
+        raise InferenceSetupError(f'{weights_path!r} is not a PyTorch checkpoint ({error}).') from error
+
+
+def network_options(weights_path, opt_path=None, checkpoint=None):
+    """``(network_g dict, where it came from)`` for a checkpoint.
+
+    Order: an explicit ``opt_path``; the ``network_g`` embedded in the checkpoint; the options file
+    of the run that wrote it (:func:`options_beside_weights`). None of them -> an error saying what
+    to pass.
+    """
+    if opt_path is not None:
+        if not osp.isfile(opt_path):
+            raise InferenceSetupError(f'options file {opt_path!r} does not exist.')
+        network = _network_of(opt_path)
+        if network is None:
+            raise InferenceSetupError(f'{opt_path!r} has no network_g section.')
+        return network, opt_path
+    checkpoint = load_checkpoint(weights_path) if checkpoint is None else checkpoint
+    if isinstance(checkpoint, dict) and isinstance(checkpoint.get('network_g'), dict):
+        return checkpoint['network_g'], f'{weights_path} (embedded network_g)'
+    beside = options_beside_weights(weights_path)
+    if beside is None:
+        raise InferenceSetupError(
+            f'no options for {weights_path!r}: no network_g inside it and no options file with network_g in its '
+            'experiment folder (experiments/<name>/, where tools/train.py copies it). Pass the options file the '
+            'weights were trained with as -opt.')
+    return _network_of(beside), beside
+
+
+def build_trained_network(weights_path, opt_path=None, device='cpu'):
+    """The network of ``weights_path`` in eval mode on ``device``, and where its options came from.
+
+    Loads ``params_ema`` if present, else ``params``, else the bare state dict; DDP's ``module.``
+    prefixes are removed. A state dict that does not fit the options is an error naming both.
+    """
+    import fcdfn_plugin  # noqa: F401  (registers the archs)
+    from basicsr.archs import build_network
+
+    checkpoint = load_checkpoint(weights_path)
+    network_opt, source = network_options(weights_path, opt_path, checkpoint)
+    net = build_network(dict(network_opt))
+    state = checkpoint.get('params_ema', checkpoint.get('params', checkpoint)) if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        raise InferenceSetupError(f'{weights_path!r} holds no state dict.')
+    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()
+             if isinstance(v, torch.Tensor)}
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise InferenceSetupError(
+            f'the weights in {weights_path!r} do not fit network_g from {source} ({network_opt.get("type")}): '
+            f'{str(error).splitlines()[0]} ... Pass the options file the weights were trained with (-opt).') from error
+    return net.to(device).eval(), source

@@ -1,0 +1,89 @@
+"""Scoring on a fixed test set (fcdfn_plugin.utils.evaluation) and tools/evaluate.py."""
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import load_tool
+from fcdfn_plugin.data.degradation import linear_to_srgb
+from fcdfn_plugin.utils.evaluation import (evaluate_methods, least_squares_gain, list_test_scenes, oracle_gain,
+                                           read_test_scene, reference_methods, score, to_image8)
+
+
+def test_least_squares_gain_is_the_best_scalar():
+    torch.manual_seed(0)
+    gt = torch.rand(2, 3, 8, 8) * 0.5
+    lq = gt / torch.tensor([4.0, 7.0]).view(2, 1, 1, 1)
+    assert torch.allclose(least_squares_gain(lq, gt), gt, atol=1e-6)  # exact when gt is a scaled lq
+    noisy = lq + 0.01 * torch.randn_like(lq)
+    best = least_squares_gain(noisy, gt)
+    for factor in (0.9, 1.1):  # any other scalar is worse (before clamping, which cannot trigger here)
+        assert ((best * factor - gt)**2).sum() > ((best - gt)**2).sum()
+
+
+def test_oracle_gain_works_on_linear_values():
+    torch.manual_seed(1)
+    linear_gt = torch.rand(1, 3, 8, 8) * 0.6
+    srgb = lambda x: torch.from_numpy(linear_to_srgb(x.numpy()))  # noqa: E731
+    gt, lq = srgb(linear_gt), srgb(linear_gt / 30)  # a 30x dimming in linear light
+    assert torch.allclose(oracle_gain(lq, gt), gt, atol=1e-5)
+    assert not torch.allclose(least_squares_gain(lq, gt), gt, atol=1e-2)  # on sRGB values it is not a gain
+
+
+def test_score_known_answers():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    same = score(image, image)
+    assert same['psnr'] == float('inf') and same['ssim'] == pytest.approx(1.0)
+    shifted = np.clip(image.astype(int) + 5, 0, 255).astype(np.uint8)
+    mse = np.mean((shifted.astype(float) - image)**2)
+    assert score(shifted, image)['psnr'] == pytest.approx(10 * np.log10(255**2 / mse), rel=1e-6)
+
+
+def test_evaluate_methods_on_a_prepared_test_set(toy_prepared):
+    test_dir = str(toy_prepared / 'test')
+    keys = list_test_scenes(test_dir)
+    assert len(keys) == 4
+    seen = []
+    methods = dict(reference_methods(), truth=lambda scene: scene['gt'])
+    results = evaluate_methods(test_dir, methods, on_scene=lambda key, scene, outputs: seen.append(key))
+    assert seen == keys
+    assert results['truth']['mean']['psnr'] == float('inf') and results['truth']['mean']['ssim'] == pytest.approx(1)
+    lq, oracle = results['low-light input']['mean'], results['oracle global gain']['mean']
+    assert oracle['psnr'] > lq['psnr'] + 3  # brightening alone is worth a lot on 25-50x dimmed scenes
+    scene = read_test_scene(test_dir, keys[0])
+    expected = score(to_image8(scene['lq']), to_image8(scene['gt']))['psnr']
+    assert results['low-light input']['per_scene'][keys[0]]['psnr'] == pytest.approx(expected)
+    with pytest.raises(ValueError, match='differs'):
+        evaluate_methods(test_dir, {'cropped': lambda scene: scene['gt'][..., 1:, :]})
+
+
+def test_test_folder_errors(tmp_path, toy_prepared):
+    with pytest.raises(FileNotFoundError, match='lq'):
+        list_test_scenes(str(tmp_path))
+    broken = tmp_path / 'broken'
+    shutil.copytree(toy_prepared / 'test', broken)
+    victim = sorted((broken / 'flash').iterdir())[0]
+    os.remove(victim)
+    with pytest.raises(FileNotFoundError, match=victim.name):
+        list_test_scenes(str(broken))
+
+
+def test_evaluate_tool(toy_prepared, tmp_path):
+    evaluate = load_tool('evaluate')
+    out = tmp_path / 'eval'
+    evaluate.main(['--test-dir', str(toy_prepared / 'test'), '--out', str(out), '--no-lpips', '--figure-scenes', '2',
+                   '--crop', '32'])
+    report = json.loads((out / 'metrics.json').read_text())
+    assert set(report['results']) == {'low-light input', 'oracle global gain'}
+    assert len(report['results']['low-light input']['per_scene']) == 4
+    assert (out / 'comparison.png').is_file() and (out / 'detail_crops.png').is_file()
+    assert 'oracle global gain' in (out / 'metrics.md').read_text()
+    with pytest.raises(SystemExit, match='--overwrite'):
+        evaluate.main(['--test-dir', str(toy_prepared / 'test'), '--out', str(out), '--no-lpips'])
+    with pytest.raises(SystemExit, match='does not exist'):
+        evaluate.main(['--test-dir', str(toy_prepared / 'test'), '--out', str(tmp_path / 'e2'), '--no-lpips',
+                       '--weights', str(tmp_path / 'absent.pth')])

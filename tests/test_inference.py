@@ -1,0 +1,69 @@
+"""Finding a checkpoint's options and loading it (fcdfn_plugin.utils.inference)."""
+import os
+
+import pytest
+import torch
+import yaml
+
+from fcdfn_plugin.utils.inference import (InferenceSetupError, build_trained_network, network_options,
+                                          options_beside_weights)
+
+TINY = {'type': 'DeepFnFArch', 'base_channels': 4, 'depth': 2, 'num_basis': 2, 'kernel_size': 3,
+        'coarse_kernel_size': 3}
+
+
+def _experiment(tmp_path, network=TINY, options_name='run.yml'):
+    """experiments/<name>/{<options>.yml, models/net_g_1.pth} as tools/train.py lays them out."""
+    from basicsr.archs import build_network
+    exp = tmp_path / 'experiments' / 'run'
+    (exp / 'models').mkdir(parents=True)
+    with open(exp / options_name, 'w') as f:
+        f.write('# GENERATE TIME: ...\n')
+        yaml.safe_dump({'name': 'run', 'network_g': network}, f)
+    torch.manual_seed(0)
+    net = build_network(dict(network))
+    weights = exp / 'models' / 'net_g_1.pth'
+    torch.save({'params': net.state_dict()}, weights)
+    return exp, weights, net
+
+
+def test_options_found_in_the_experiment_folder(tmp_path):
+    exp, weights, net = _experiment(tmp_path)
+    assert options_beside_weights(weights) == str(exp / 'run.yml')
+    loaded, source = build_trained_network(str(weights))
+    assert source == str(exp / 'run.yml')
+    for key, value in net.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value)
+    assert not loaded.training
+
+
+def test_explicit_options_win_and_embedded_network_is_used(tmp_path):
+    exp, weights, net = _experiment(tmp_path)
+    other = tmp_path / 'other.yml'
+    other.write_text(yaml.safe_dump({'network_g': dict(TINY, base_channels=8)}))
+    with pytest.raises(InferenceSetupError, match='do not fit'):
+        build_trained_network(str(weights), str(other))
+    embedded = tmp_path / 'shipped.pth'
+    torch.save({'params': net.state_dict(), 'network_g': TINY}, embedded)
+    network, source = network_options(str(embedded))
+    assert network == TINY and 'embedded' in source
+
+
+def test_ambiguous_or_missing_options_are_clear_errors(tmp_path):
+    exp, weights, _ = _experiment(tmp_path)
+    (exp / 'second.yml').write_text(yaml.safe_dump({'network_g': dict(TINY, base_channels=8)}))
+    with pytest.raises(InferenceSetupError, match='several options files'):
+        network_options(str(weights))
+    os.remove(exp / 'second.yml')
+    (exp / 'same.yml').write_text(yaml.safe_dump({'network_g': TINY}))  # identical network: fine
+    assert network_options(str(weights))[0] == TINY
+
+    lonely = tmp_path / 'lonely' / 'w.pth'
+    lonely.parent.mkdir()
+    lonely.write_bytes(weights.read_bytes())
+    with pytest.raises(InferenceSetupError, match='no options'):
+        network_options(str(lonely))
+    with pytest.raises(InferenceSetupError, match='does not exist'):
+        network_options(str(tmp_path / 'absent.pth'))
+    with pytest.raises(InferenceSetupError, match='does not exist'):
+        network_options(str(weights), str(tmp_path / 'absent.yml'))

@@ -1,0 +1,162 @@
+"""Score trained models on a prepared test set (toy or real FAID): PSNR / SSIM / LPIPS per scene and mean.
+
+    python tools/evaluate.py --test-dir datasets/faid_mini_test --weights experiments/FCDFN_demo/models/net_g_latest.pth \
+        --out eval_output/faid_mini [--labels demo] [--save-images] [--figure-scenes 4]
+
+A test set is what ``tools/prepare_faid.py`` writes under ``test/``; to score on a folder of real FAID
+pairs, prepare all of them as a test set with the training law of the model's options:
+
+    python tools/prepare_faid.py --faid-root ../shared/faid_mini --out datasets/faid_mini --all-test \
+        --opt options/fcdfn_demo.yml
+    python tools/evaluate.py --test-dir datasets/faid_mini/test --weights ... --out eval_output/faid_mini
+
+Every model's options are found as ``tools/enhance.py`` finds them (``-opt`` with a single
+``--weights``, else the ``network_g`` stored in the checkpoint, else the options file of its experiment
+folder). The table always has two references: the low-light input and the oracle global gain
+(``g = <lq, gt> / <lq, lq>`` per image, which knows the ground truth). Scoring is BasicSR's: 8-bit
+outputs, crop_border 0, LPIPS with the VGG backbone (``--no-lpips`` to skip it).
+
+Writes ``metrics.md`` and ``metrics.json`` (per scene and mean, seconds per image), a comparison
+figure (low-light | flash | each model | ground truth) and a figure of full-resolution detail crops
+(where the ground truth has the most fine structure). Figures and images made from FAID scenes
+fall under FAID's terms: keep them out of the repository.
+"""
+import argparse
+import json
+import os
+import sys
+from os import path as osp
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import fcdfn_plugin  # noqa: E402,F401  (first: makes BasicSR 1.4.2 importable)
+from fcdfn_plugin.metrics import calculate_fcdfn_lpips  # noqa: E402
+from fcdfn_plugin.models.fcdfn_model import TILE_DEFAULTS, enhance_pair  # noqa: E402
+from fcdfn_plugin.utils.evaluation import evaluate_methods, reference_methods, list_test_scenes  # noqa: E402
+from fcdfn_plugin.utils.inference import InferenceSetupError, build_trained_network  # noqa: E402
+from fcdfn_plugin.utils.report import comparison_grid, markdown_table  # noqa: E402
+
+
+def detail_window(gt8, size):
+    """(top, left) of the ``size`` x ``size`` window with the most gradient energy in the ground truth."""
+    grey = cv2.cvtColor(gt8, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    energy = np.abs(cv2.Laplacian(grey, cv2.CV_32F))
+    size = min(size, *grey.shape)
+    summed = cv2.boxFilter(energy, -1, (size, size), normalize=False, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
+    valid = summed[:grey.shape[0] - size + 1, :grey.shape[1] - size + 1]
+    top, left = np.unravel_index(int(np.argmax(valid)), valid.shape)
+    return int(top), int(left), size
+
+
+def network_method(net, device, tile_opt):
+    def run(scene):
+        return enhance_pair(net, scene['lq'].to(device), scene['flash'].to(device), **tile_opt).cpu()
+    return run
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--test-dir', required=True, help='prepared test folder with lq/, flash/, gt/')
+    parser.add_argument('--weights', nargs='*', default=[], help='checkpoints to score (net_g_*.pth)')
+    parser.add_argument('--labels', nargs='*', default=None, help='one label per --weights (default: file names)')
+    parser.add_argument('-opt', default=None, help='options file of the (single) --weights')
+    parser.add_argument('--out', required=True, help='folder for metrics.md/json and the figures')
+    parser.add_argument('--no-references', action='store_true', help='leave out the input and oracle-gain rows')
+    parser.add_argument('--no-lpips', action='store_true', help='score PSNR and SSIM only')
+    parser.add_argument('--save-images', action='store_true', help='write every output under <out>/images/<label>/')
+    parser.add_argument('--figure-scenes', type=int, default=4, help='scenes in the comparison figures (0: none)')
+    parser.add_argument('--crop', type=int, default=160, help='side of the detail crops, pixels')
+    parser.add_argument('--max-scenes', type=int, default=None, help='score only the first N scenes')
+    parser.add_argument('--tile', type=int, default=TILE_DEFAULTS['size'], help='tile size for large images')
+    parser.add_argument('--overlap', type=int, default=TILE_DEFAULTS['overlap'], help='tile overlap')
+    parser.add_argument('--min-pixels', type=int, default=TILE_DEFAULTS['min_pixels'], help='tile from this size')
+    parser.add_argument('--overwrite', action='store_true', help='write into an existing --out')
+    args = parser.parse_args(argv)
+    if args.labels is not None and len(args.labels) != len(args.weights):
+        parser.error(f'--labels needs one label per --weights ({len(args.weights)}), got {len(args.labels)}')
+    if args.opt is not None and len(args.weights) != 1:
+        parser.error('-opt applies to a single --weights; several checkpoints each bring their own options')
+    if not args.weights and args.no_references:
+        parser.error('nothing to score: give --weights or drop --no-references')
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if osp.exists(args.out) and os.listdir(args.out) and not args.overwrite:
+        raise SystemExit(f'error: {args.out!r} exists and is not empty; pass --overwrite to write into it.')
+    try:
+        keys = list_test_scenes(args.test_dir)[:args.max_scenes]
+    except FileNotFoundError as err:
+        raise SystemExit(f'error: {err}')
+    lpips_fn = None
+    if not args.no_lpips:
+        from fcdfn_plugin.metrics.lpips_metric import find_vgg16_weights
+        try:
+            find_vgg16_weights()
+        except (FileNotFoundError, ValueError) as err:
+            raise SystemExit(f'error: {err} (or pass --no-lpips)')
+        lpips_fn = calculate_fcdfn_lpips
+
+    device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    tile_opt = dict(size=args.tile, overlap=args.overlap, min_pixels=args.min_pixels)
+    methods = {} if args.no_references else reference_methods()
+    labels = args.labels or [osp.splitext(osp.basename(path))[0] for path in args.weights]
+    if len(set(labels)) != len(labels):
+        raise SystemExit(f'error: labels must be unique, got {labels}; pass --labels')
+    for label, weights in zip(labels, args.weights):
+        try:
+            net, source = build_trained_network(weights, args.opt, device)
+        except InferenceSetupError as err:
+            raise SystemExit(f'error: {err}')
+        print(f'{label}: {type(net).__name__} from {source}', flush=True)
+        methods[label] = network_method(net, device, tile_opt)
+
+    os.makedirs(args.out, exist_ok=True)
+    figure_rows, crop_rows = [], []
+
+    def on_scene(key, scene, outputs):
+        if args.save_images:
+            for label, image in outputs.items():
+                folder = osp.join(args.out, 'images', label.replace(' ', '_'))
+                os.makedirs(folder, exist_ok=True)
+                cv2.imwrite(osp.join(folder, f'{key}.png'), image)
+        if len(figure_rows) < args.figure_scenes:
+            from fcdfn_plugin.utils.evaluation import to_image8
+            inputs = [to_image8(scene[role]) for role in ('lq', 'flash')]
+            gt8 = to_image8(scene['gt'])
+            row = inputs + list(outputs.values()) + [gt8]
+            figure_rows.append(row)
+            top, left, size = detail_window(gt8, args.crop)
+            crop_rows.append([image[top:top + size, left:left + size] for image in row])
+
+    with tqdm(total=len(keys), desc='scenes', unit='scene', disable=None) as bar:
+        results = evaluate_methods(args.test_dir, methods, lpips_fn, keys=keys, on_scene=on_scene, progress=bar)
+
+    metrics = [m for m in ('psnr', 'ssim', 'lpips') if m in next(iter(results.values()))['mean']]
+    header = ['method'] + [m.upper() for m in metrics] + ['s / image']
+    rows = [[label] + [entry['mean'][m] for m in metrics] + [entry['seconds'] / len(keys)]
+            for label, entry in results.items()]
+    table = markdown_table(header, rows)
+    with open(osp.join(args.out, 'metrics.md'), 'w') as f:
+        f.write(f'{args.test_dir}: {len(keys)} scenes, 8-bit sRGB, crop_border 0\n\n{table}')
+    with open(osp.join(args.out, 'metrics.json'), 'w') as f:
+        json.dump({'test_dir': args.test_dir, 'scenes': keys, 'weights': dict(zip(labels, args.weights)),
+                   'results': results}, f, indent=1)
+    if figure_rows:
+        columns = ['low-light', 'flash'] + list(methods) + ['ground truth']
+        cv2.imwrite(osp.join(args.out, 'comparison.png'), comparison_grid(figure_rows, columns))
+        cv2.imwrite(osp.join(args.out, 'detail_crops.png'), comparison_grid(crop_rows, columns))
+    print('\n' + table)
+    print(f'Wrote {osp.join(args.out, "metrics.md")}, metrics.json' + (', comparison.png, detail_crops.png'
+                                                                     if figure_rows else ''))
+    return results
+
+
+if __name__ == '__main__':
+    main()
