@@ -11,6 +11,7 @@ setup(
     python_requires='>=3.9',
     # torch/torchvision are installed first and pinned by the Makefile; listing them here
     # would let pip pull a different build.
-    install_requires=['basicsr==1.4.2', 'numpy', 'opencv-python', 'lmdb', 'mmengine', 'lpips', 'scikit-image', 'tqdm'],
+    install_requires=['basicsr==1.4.2', 'numpy', 'opencv-python', 'lmdb', 'mmengine', 'lpips', 'scikit-image', 'tqdm',
+                      'Pillow', 'PyYAML'],
     license='Apache-2.0',
 )

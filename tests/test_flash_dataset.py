@@ -51,7 +51,7 @@ def test_registered_and_sample_contract(pair_folder):
     assert set(sample['params']) >= {'dim_factor', 'sigma_read', 'sigma_shot', 'flash_gain', 'homography_strength'}
     assert all(type(v) is float for v in sample['params'].values())
     assert 25 <= sample['params']['dim_factor'] <= 50
-    assert sample['params']['homography_strength'] == pytest.approx(8 * 48 / 224)
+    assert sample['params']['homography_strength'] == 8.0  # pixels of the stored image, whatever the crop
     # the low-light input is much darker than the target
     assert sample['lq'].mean() < 0.6 * sample['gt'].mean()
 
@@ -107,7 +107,7 @@ def _write_triplets(folder, keys, with_params=True):
             cv2.imwrite(osp.join(folder, role, f'{key}.png'), rng.integers(0, 65536, (20, 24, 3), dtype=np.uint16))
     if with_params:
         with open(osp.join(folder, 'params.json'), 'w') as handle:
-            json.dump({key: {'dim_factor': 30.0, 'sigma_read': 0.005} for key in keys}, handle)
+            json.dump({key: {'dim_factor': 30.0, 'sigma_read': 0.005, 'sigma_shot': 0.02} for key in keys}, handle)
 
 
 @pytest.mark.parametrize('phase', ['val', 'test'])
@@ -120,13 +120,29 @@ def test_fixed_triplets(tmp_path, phase):
     expected = cv2.imread(osp.join(folder, 'gt', 'Toys_004.png'), cv2.IMREAD_UNCHANGED)[..., ::-1] / 65535.0
     np.testing.assert_allclose(sample['gt'].numpy().transpose(1, 2, 0), expected, atol=1e-6)
     assert sample['lq_path'] == osp.join(folder, 'lq', 'Toys_004.png')
-    assert sample['params'] == {'dim_factor': 30.0, 'sigma_read': 0.005}
+    assert sample['params'] == {'dim_factor': 30.0, 'sigma_read': 0.005, 'sigma_shot': 0.02}
     assert torch.equal(dataset[1]['lq'], sample['lq'])  # fixed: no randomness in test mode
+    with open(osp.join(folder, 'params.json'), 'w') as handle:  # the noise level is required
+        json.dump({key: {'dim_factor': 30.0, 'sigma_read': 0.005} for key in ['Toys_000', 'Toys_004']}, handle)
+    with pytest.raises(KeyError, match='params.json: entry Toys_000 lacks sigma_shot'):
+        FlashLowLightDataset({'phase': phase, 'dataroot': folder})
     os.remove(osp.join(folder, 'params.json'))
     assert 'params' not in FlashLowLightDataset({'phase': phase, 'dataroot': folder})[0]
     os.remove(osp.join(folder, 'flash', 'Toys_000.png'))
     with pytest.raises(FileNotFoundError, match='Toys_000.png'):
         FlashLowLightDataset({'phase': phase, 'dataroot': folder})
+
+
+@pytest.mark.parametrize('crop', [64, 224])
+def test_warp_is_the_same_number_of_pixels_for_any_crop(tmp_path, crop):
+    """homography_strength is in pixels of the stored image: corners move up to s px at any crop size."""
+    folder = _write_pairs(str(tmp_path / 'big'), count=1, height=crop + 20, width=crop + 24)
+    dataset = FlashLowLightDataset(_train_opt(folder, crop_size=crop, **NOISE_FREE))
+    params = [dataset[(0, index)]['params'] for index in range(100)]
+    assert {p['homography_strength'] for p in params} == {8.0}
+    largest = np.array([p['homography_max_offset'] for p in params])
+    assert 8 * 0.98 < largest.max() <= 8
+    assert largest.mean() == pytest.approx(8 * 8 / 9, abs=0.25)  # max of 8 |U(-8, 8)|: mean 64/9
 
 
 def test_works_with_a_multi_worker_dataloader(pair_folder):
@@ -168,7 +184,8 @@ def test_image_smaller_than_crop_names_the_file(pair_folder):
 
 @pytest.mark.parametrize('option, value', [('noise_sampling', 'gaussian'), ('phase', 'training'),
                                            ('io_backend', {'type': 'http'}), ('dim_range', [50, 25]),
-                                           ('crop_size', 0), ('flash_noise_order', 'late')])
+                                           ('crop_size', 0), ('flash_noise_order', 'late'),
+                                           ('sigma_read_sampling', 'normal'), ('raw_colour_space', 'xyz')])
 def test_unknown_option_value_names_the_option(pair_folder, option, value):
     with pytest.raises(ValueError, match=option.split('_backend')[0]):
         FlashLowLightDataset(_train_opt(pair_folder, **{option: value}))
@@ -198,3 +215,75 @@ def test_lmdb_corrupt_bytes_and_missing_key_name_the_key(tmp_path, pair_folder):
     dataset = FlashLowLightDataset(_train_opt(path, io_backend={'type': 'lmdb'}))
     with pytest.raises(KeyError, match='Toys_001_ambient missing from LMDB'):
         dataset[(0, 1)]
+
+
+# ------------------------------------------------------------------ raw (16-bit camera RGB) pairs
+# A DSLR-like XYZ -> camera matrix and illuminant A (EXIF 17); the expected values are computed
+# here from published matrices (see tests/test_faid_io.py), not by the implementation.
+CAMERA_MATRIX = np.array([[0.4716, 0.0603, -0.0830], [-0.7798, 1.5474, 0.2480], [-0.1496, 0.1937, 0.6651]])
+CAMERA_TO_SRGB_BY_HAND = (np.array([[3.2404542, -1.5371385, -0.4985314], [-0.9692660, 1.8760108, 0.0415560],
+                                    [0.0556434, -0.2040259, 1.0572252]])
+                          @ np.array([[0.8446965, -0.1179225, 0.3948108], [-0.1366303, 1.1041226, 0.1291718],
+                                      [0.0798489, -0.1348999, 3.1924009]])
+                          @ np.linalg.inv(CAMERA_MATRIX))
+AMBIENT_CAMERA = np.array([13763, 22938, 10486]) / 65535  # exact 16-bit values
+FLASH_ONLY_CAMERA = np.array([6554, 9830, 3277]) / 65535
+
+
+def _write_raw_pair(folder, text, key='Toys_000', size=(60, 70)):
+    from fcdfn_plugin.data.faid_io import add_png_text
+    os.makedirs(folder, exist_ok=True)
+    for role, value in (('ambient', AMBIENT_CAMERA), ('flash', FLASH_ONLY_CAMERA)):
+        image = np.broadcast_to(np.round(value * 65535).astype(np.uint16)[::-1], size + (3, ))
+        data = cv2.imencode('.png', np.ascontiguousarray(image))[1].tobytes()
+        with open(osp.join(folder, f'{key}_{role}.png'), 'wb') as handle:
+            handle.write(add_png_text(data, text) if role == 'ambient' and text else data)
+    return folder
+
+
+RAW_TEXT = {'Comment': ' '.join(f'{v:.10g}' for v in CAMERA_MATRIX.ravel()), 'Description': '17'}
+
+
+def _srgb(linear):
+    linear = np.clip(linear, 0, 1)
+    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear**(1 / 2.4) - 0.055)
+
+
+def test_raw_camera_pair_is_mapped_to_srgb_after_the_degradation(tmp_path):
+    folder = _write_raw_pair(str(tmp_path / 'raw'), RAW_TEXT)
+    dataset = FlashLowLightDataset(_train_opt(folder, crop_size=32, dim_range=[20, 20], **NOISE_FREE))
+    sample = dataset[(0, 0)]
+    expected_gt = _srgb(CAMERA_TO_SRGB_BY_HAND @ AMBIENT_CAMERA)
+    expected_flash = _srgb(CAMERA_TO_SRGB_BY_HAND @ (AMBIENT_CAMERA / 20 + FLASH_ONLY_CAMERA))
+    expected_lq = _srgb(CAMERA_TO_SRGB_BY_HAND @ AMBIENT_CAMERA / 20)
+    for name, expected in (('gt', expected_gt), ('flash', expected_flash), ('lq', expected_lq)):
+        np.testing.assert_allclose(sample[name].numpy().reshape(3, -1).T, np.tile(expected, (32 * 32, 1)), atol=2e-5,
+                                   err_msg=name)
+    # the same pixels read as linear sRGB are different (the colour data matters)
+    linear = FlashLowLightDataset(_train_opt(folder, crop_size=32, dim_range=[20, 20], raw_colour_space='linear_srgb',
+                                             **NOISE_FREE))[(0, 0)]
+    np.testing.assert_allclose(linear['gt'][:, 0, 0].numpy(), _srgb(AMBIENT_CAMERA), atol=2e-5)
+    assert not torch.allclose(linear['gt'], sample['gt'], atol=0.01)
+
+
+def test_raw_pair_from_an_srgb_camera_equals_the_linear_srgb_path(tmp_path):
+    """Colour data saying camera RGB = linear sRGB (XYZ -> sRGB, D65): the camera path changes nothing."""
+    from fcdfn_plugin.data.faid_io import XYZ_TO_LINEAR_SRGB
+    text = {'Comment': ' '.join(f'{v:.12g}' for v in XYZ_TO_LINEAR_SRGB.ravel()), 'Description': '21'}
+    folder = _write_raw_pair(str(tmp_path / 'raw'), text, size=(72, 88))
+    camera = FlashLowLightDataset(_train_opt(folder))
+    linear = FlashLowLightDataset(_train_opt(folder, raw_colour_space='linear_srgb'))
+    for item in [(0, 0), (3, 0)]:
+        a, b = camera[item], linear[item]
+        for name in ('lq', 'flash', 'gt'):
+            np.testing.assert_allclose(a[name].numpy(), b[name].numpy(), atol=1e-5)
+        assert a['params'] == b['params']
+
+
+def test_raw_pair_without_colour_data_names_the_file_and_the_option(tmp_path):
+    folder = _write_raw_pair(str(tmp_path / 'raw'), None)
+    dataset = FlashLowLightDataset(_train_opt(folder, crop_size=32))
+    with pytest.raises(ValueError, match=r'Toys_000_ambient.png: 16-bit image without its colour matrix.*'
+                                         r'raw_colour_space: linear_srgb'):
+        dataset[(0, 0)]
+    FlashLowLightDataset(_train_opt(folder, crop_size=32, raw_colour_space='linear_srgb'))[(0, 0)]  # declared: fine

@@ -3,7 +3,10 @@
     python tools/make_toy_faid.py --out datasets/toy_faid [--count 224 --size 256 --seed 0 --bits 8]
 
 Writes ``<Category>_<NNN>_ambient.png`` and ``<Category>_<NNN>_flash.png`` (flash = flash-only),
-8-bit sRGB (like FAID's processed release) or 16-bit linear (like its raw release). Two sources:
+8-bit sRGB (like FAID's processed release) or 16-bit linear (like its raw release, including its
+colour data: the PNG text chunks ``Comment``, the XYZ-to-camera matrix, and ``Description``, the
+EXIF illuminant code; the toy camera's RGB is linear sRGB, so the matrix is XYZ -> linear sRGB
+and the illuminant D65). Two sources:
 
 * ``Leaves_<NNN>``: procedural dead-leaves scenes (unique by construction), rendered with exact
   depth, normals, albedo textures and flash shadows (``fcdfn_plugin.data.toy_scenes``);
@@ -28,6 +31,7 @@ from tqdm import tqdm
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from fcdfn_plugin.data.degradation import linear_to_srgb  # noqa: E402
+from fcdfn_plugin.data.faid_io import XYZ_TO_LINEAR_SRGB, add_png_text  # noqa: E402
 from fcdfn_plugin.data.toy_scenes import render_dead_leaves, render_photo  # noqa: E402
 
 #: Colour photographs of scikit-image's wheel that look like scenes (name -> optional disparity file).
@@ -84,6 +88,8 @@ def scene_plan(count, photo_fraction, photo_names):
 
 
 _PHOTOS = {}
+#: FAID raw colour data of a camera whose RGB is linear sRGB: XYZ -> camera = XYZ -> linear sRGB, D65 (21).
+RAW_COLOUR_TEXT = {'Comment': ' '.join(f'{v:.17g}' for v in XYZ_TO_LINEAR_SRGB.ravel()), 'Description': '21'}
 
 
 def _set_photos(photos):
@@ -102,8 +108,14 @@ def _render_and_write(task):
         ambient, flash_only = render_photo(photo, rng, size, disparity=disparity)
     for role, linear in (('ambient', ambient), ('flash', flash_only)):
         path = osp.join(out, f'{key}_{role}.png')
-        if not cv2.imwrite(path, encode(linear, bits), [cv2.IMWRITE_PNG_COMPRESSION, 1]):
-            raise OSError(f'{path}: cannot write')
+        ok, encoded = cv2.imencode('.png', encode(linear, bits), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        if not ok:
+            raise OSError(f'{path}: cannot encode')
+        encoded = encoded.tobytes()
+        if bits == 16:
+            encoded = add_png_text(encoded, RAW_COLOUR_TEXT)
+        with open(path, 'wb') as handle:
+            handle.write(encoded)
 
 
 def parse_args(argv=None):

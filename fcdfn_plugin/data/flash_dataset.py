@@ -9,37 +9,18 @@ from basicsr.utils import FileClient, img2tensor, scandir
 from basicsr.utils.registry import DATASET_REGISTRY
 
 from . import degradation
-from .faid_io import decode_image, pair_by_name, read_file_bytes, to_linear, to_unit_float
+from .degradation import DegradationLaw, option_choice, option_number
+from .faid_io import (RAW_COLOUR_SPACES, ColourDataError, colour_data_of, decode_image, pair_by_name,
+                      read_file_bytes, to_linear, to_unit_float)
 
 PHASES = ('train', 'val', 'test')
 IO_BACKENDS = ('disk', 'lmdb')
 TEST_PARAMS_FILE = 'params.json'
+#: Written by ``tools/prepare_faid.py`` next to ``meta_info.txt``: the colour data of 16-bit scenes.
+COLOUR_FILE = 'colour.json'
+#: Every sample's ``params`` has these (a baseline network may need the noise level).
+REQUIRED_PARAMS = ('dim_factor', 'sigma_read', 'sigma_shot')
 _FRESH_SEED_HIGH = np.iinfo(np.int64).max
-
-
-def _option_range(opt, name, default):
-    value = opt.get(name, default)
-    if (not isinstance(value, (list, tuple)) or len(value) != 2
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-            or not 0 < value[0] <= value[1]):
-        raise ValueError(f'option {name} must be [low, high] with 0 < low <= high, got {value!r}')
-    return (float(value[0]), float(value[1]))
-
-
-def _option_choice(opt, name, default, choices):
-    value = opt.get(name, default)
-    if value not in choices:
-        raise ValueError(f'option {name}: unknown value {value!r}; expected one of {list(choices)}')
-    return value
-
-
-def _option_number(opt, name, default, kind=float, minimum=0):
-    value = opt.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
-        raise ValueError(f'option {name} must be a{"n integer" if kind is int else " number"}, got {value!r}')
-    if value < minimum:
-        raise ValueError(f'option {name} must be >= {minimum}, got {value!r}')
-    return kind(value)
 
 
 @DATASET_REGISTRY.register()
@@ -68,11 +49,23 @@ class FlashLowLightDataset(data.Dataset):
         dim_range ([float, float]): dimming factor d (low light = ambient / d), default [25, 50].
         sigma_read_range ([float, float]): read-noise sigma, default [1e-3, 1e-2].
         sigma_shot_range ([float, float]): shot-noise sigma, default [1e-2, 10**-1.3].
-        noise_sampling (str): ``uniform`` (default) or ``log_uniform``, for d and both sigmas.
+        noise_sampling (str): preset of the three sampling laws below: ``paper`` (default: all
+            uniform, the paper's "sampled uniformly") or ``deepfnf`` (all log-uniform, as deepFnF
+            draws them); ``uniform`` / ``log_uniform`` are older spellings of the two.
+        dim_sampling, sigma_read_sampling, sigma_shot_sampling (str): ``uniform`` or
+            ``log_uniform`` for one quantity; default from ``noise_sampling``.
         flash_gain (float): multiplies the flash-only image, default 1.0.
-        homography_strength (float): corner offsets U(-s, s) pixels for a 224 crop, scaled with
-            ``crop_size``; default 8. Clamped to the margin an image has around its crop.
+        homography_strength (float): corner offsets U(-s, s) in pixels of the stored image, for a
+            crop of any size (and, in ``prepare_faid.py``, the whole test image); default 8.
+            Clamped to the room an image has around its crop.
         flash_noise_order (str): ``before_warp`` (default, SPEC.md) or ``after_warp``.
+        raw_colour_space (str): how 16-bit images are read: ``camera`` (default; FAID's raw
+            release: linear camera RGB, mapped to linear sRGB after the degradation with the
+            colour data of the ambient PNG's text chunks, or of ``colour.json`` next to an LMDB's
+            ``meta_info.txt``) or ``linear_srgb`` (the files are linear sRGB already). 8-bit images
+            are always sRGB. The law keys above are parsed by
+            :meth:`fcdfn_plugin.data.degradation.DegradationLaw.from_options`, the same code that
+            ``tools/prepare_faid.py --opt`` uses for the fixed test set.
         max_samples (int | None): keep only the first N scenes (sorted by key), default all.
 
     Randomness. ``dataset[(epoch, index)]`` draws everything (crop, flips, rotation, dimming,
@@ -87,7 +80,8 @@ class FlashLowLightDataset(data.Dataset):
         (str: the ambient file or LMDB key in train, the lq file in test); ``params``: dict of
         python floats (``dim_factor``, ``sigma_read``, ``sigma_shot``, ``flash_gain``,
         ``homography_strength``, ``homography_max_offset``). In val/test ``params`` comes from
-        ``params.json`` and is omitted when that file is absent.
+        ``params.json`` (every entry must have ``dim_factor``, ``sigma_read``, ``sigma_shot``)
+        and is omitted when that file is absent.
     """
 
     #: Tells ``fcdfn_plugin.data.sampler.EpochIndexSampler`` to yield ``(epoch, index)`` pairs.
@@ -96,34 +90,29 @@ class FlashLowLightDataset(data.Dataset):
     def __init__(self, opt):
         super().__init__()
         self.opt = opt
-        self.phase = _option_choice(opt, 'phase', None, PHASES)
+        self.phase = option_choice(opt, 'phase', None, PHASES)
         if not opt.get('dataroot'):
             raise ValueError('option dataroot is required')
         self.dataroot = str(opt['dataroot'])
         self.io_backend_opt = dict(opt.get('io_backend') or {'type': 'disk'})
-        self.backend = _option_choice(self.io_backend_opt, 'type', 'disk', IO_BACKENDS)
-        self.seed = _option_number(opt, 'seed', 0, int)
+        self.backend = option_choice(self.io_backend_opt, 'type', 'disk', IO_BACKENDS)
+        self.seed = option_number(opt, 'seed', 0, int)
         max_samples = opt.get('max_samples')
         if max_samples is not None:
-            max_samples = _option_number(opt, 'max_samples', None, int, minimum=1)
+            max_samples = option_number(opt, 'max_samples', None, int, minimum=1)
         self.file_client = None  # opened lazily, per worker (an LMDB handle must not cross fork)
         if not osp.isdir(self.dataroot):
             raise FileNotFoundError(f'option dataroot: {self.dataroot} is not a folder')
 
         if self.phase == 'train':
-            self.crop_size = _option_number(opt, 'crop_size', 224, int, minimum=1)
+            self.crop_size = option_number(opt, 'crop_size', 224, int, minimum=1)
             self.use_flip = bool(opt.get('use_flip', True))
             self.use_rot = bool(opt.get('use_rot', True))
-            self.dim_range = _option_range(opt, 'dim_range', degradation.DEFAULT_DIM_RANGE)
-            self.sigma_read_range = _option_range(opt, 'sigma_read_range', degradation.DEFAULT_SIGMA_READ_RANGE)
-            self.sigma_shot_range = _option_range(opt, 'sigma_shot_range', degradation.DEFAULT_SIGMA_SHOT_RANGE)
-            self.noise_sampling = _option_choice(opt, 'noise_sampling', 'uniform', degradation.NOISE_SAMPLINGS)
-            self.flash_noise_order = _option_choice(opt, 'flash_noise_order', 'before_warp',
-                                                    degradation.FLASH_NOISE_ORDERS)
-            self.flash_gain = _option_number(opt, 'flash_gain', 1.0)
-            self.homography_strength = _option_number(opt, 'homography_strength',
-                                                      degradation.DEFAULT_HOMOGRAPHY_STRENGTH)
+            self.law = DegradationLaw.from_options(opt)
+            self.raw_colour_space = option_choice(opt, 'raw_colour_space', 'camera', RAW_COLOUR_SPACES)
             self.pairs = self._find_train_pairs()
+            self.stored_colour = self._load_stored_colour()
+            self.colour_cache = {}  # scene key -> camera-to-linear-sRGB matrix (disk backend, per worker)
         else:
             if self.backend != 'disk':
                 raise ValueError(f'option io_backend.type: {self.backend!r} is not supported for phase '
@@ -177,7 +166,41 @@ class FlashLowLightDataset(data.Dataset):
         for key in self.keys:
             if key not in params:
                 raise KeyError(f'{params_path}: no entry for {key}')
+            missing = [name for name in REQUIRED_PARAMS if name not in params[key]]
+            if missing:
+                raise KeyError(f'{params_path}: entry {key} lacks {", ".join(missing)}')
         return params
+
+    def _load_stored_colour(self):
+        """LMDB backend: the per-scene colour data that ``prepare_faid.py`` wrote to ``colour.json``."""
+        colour_path = osp.join(self.dataroot, COLOUR_FILE)
+        if self.backend != 'lmdb' or not osp.isfile(colour_path):
+            return {}
+        with open(colour_path) as handle:
+            scenes = json.load(handle).get('scenes', {})
+        matrices = {}
+        for key, entry in scenes.items():
+            matrix = np.asarray(entry.get('camera_to_linear_srgb'), dtype=np.float32)
+            if matrix.shape != (3, 3) or not np.all(np.isfinite(matrix)):
+                raise ValueError(f'{colour_path}: entry {key} has no valid 3x3 camera_to_linear_srgb matrix')
+            matrices[key] = matrix
+        return matrices
+
+    def _colour_matrix(self, key, ambient, ambient_buffer, ambient_name):
+        """Camera -> linear sRGB matrix of a scene, or None when its pixels are linear sRGB already."""
+        if ambient.dtype != np.uint16 or self.raw_colour_space == 'linear_srgb':
+            return None
+        if self.backend == 'lmdb':
+            if key not in self.stored_colour:
+                raise ColourDataError(
+                    f'{ambient_name}: 16-bit image without colour data: no entry {key} in '
+                    f'{osp.join(self.dataroot, COLOUR_FILE)} (written by tools/prepare_faid.py). If the 16-bit '
+                    f'files are linear sRGB already, set the dataset option raw_colour_space: linear_srgb')
+            return self.stored_colour[key]
+        if key not in self.colour_cache:
+            colour = colour_data_of(ambient_buffer, ambient, ambient_name, self.raw_colour_space)
+            self.colour_cache[key] = np.asarray(colour['camera_to_linear_srgb'], dtype=np.float32)
+        return self.colour_cache[key]
 
     # ---------------------------------------------------------------- reading
     def _read_bytes(self, path_or_key):
@@ -195,14 +218,17 @@ class FlashLowLightDataset(data.Dataset):
 
     def _read_image(self, path_or_key):
         name = f'{self.dataroot}:{path_or_key}' if self.backend == 'lmdb' else path_or_key
-        return decode_image(self._read_bytes(path_or_key), name), name
+        buffer = self._read_bytes(path_or_key)
+        return decode_image(buffer, name), name, buffer
 
     def _read_same_size(self, paths):
-        images, names = zip(*(self._read_image(path) for path in paths))
+        images, names, buffers = zip(*(self._read_image(path) for path in paths))
         for image, name in zip(images[1:], names[1:]):
             if image.shape != images[0].shape:
                 raise ValueError(f'{names[0]} {images[0].shape[:2]} and {name} {image.shape[:2]} differ in size')
-        return images, names
+            if image.dtype != images[0].dtype:
+                raise ValueError(f'{names[0]} ({images[0].dtype}) and {name} ({image.dtype}) differ in bit depth')
+        return images, names, buffers
 
     # ---------------------------------------------------------------- samples
     def __len__(self):
@@ -224,15 +250,16 @@ class FlashLowLightDataset(data.Dataset):
         return self._read_fixed(key)
 
     def _synthesise(self, key, rng):
-        (ambient, flash_only), (ambient_name, _) = self._read_same_size(
+        (ambient, flash_only), (ambient_name, _), (ambient_buffer, _) = self._read_same_size(
             [self.pairs[key]['ambient'], self.pairs[key]['flash']])
         height, width = ambient.shape[:2]
         crop = self.crop_size
         if height < crop or width < crop:
             raise ValueError(f'{ambient_name}: image {height}x{width} is smaller than crop_size {crop}')
-        # Corner offsets need a margin around the crop; small images get a smaller warp, never a border.
-        strength = self.homography_strength * crop / degradation.REFERENCE_CROP
-        margin = min(int(np.ceil(strength)), (min(height, width) - crop) // 2)
+        colour_matrix = self._colour_matrix(key, ambient, ambient_buffer, ambient_name)
+        # Corner offsets (in pixels of the stored image) need a margin around the crop; small images
+        # get a smaller warp, never a border.
+        margin = min(self.law.margin(), (min(height, width) - crop) // 2)
         window = crop + 2 * margin
         top = int(rng.integers(0, height - window + 1))
         left = int(rng.integers(0, width - window + 1))
@@ -248,16 +275,14 @@ class FlashLowLightDataset(data.Dataset):
             if self.use_rot and transpose:
                 patch = patch.transpose(1, 0, 2)
             windows.append(to_linear(np.ascontiguousarray(patch)))
-        lq, flash, gt, params = degradation.degrade_window(
-            windows[0], windows[1], margin, rng, dim_range=self.dim_range, sigma_read_range=self.sigma_read_range,
-            sigma_shot_range=self.sigma_shot_range, noise_sampling=self.noise_sampling, flash_gain=self.flash_gain,
-            corner_strength=strength, flash_noise_order=self.flash_noise_order)
+        lq, flash, gt, params = degradation.degrade_window(windows[0], windows[1], margin, rng, law=self.law,
+                                                           colour_matrix=colour_matrix)
         lq, flash, gt = img2tensor([lq, flash, gt], bgr2rgb=False, float32=True)
         return {'lq': lq, 'flash': flash, 'gt': gt, 'lq_path': self.pairs[key]['ambient'], 'params': params}
 
     def _read_fixed(self, key):
         paths = self.pairs[key]
-        (lq, flash, gt), _ = self._read_same_size([paths['lq'], paths['flash'], paths['gt']])
+        (lq, flash, gt), _, _ = self._read_same_size([paths['lq'], paths['flash'], paths['gt']])
         lq, flash, gt = img2tensor([to_unit_float(lq), to_unit_float(flash), to_unit_float(gt)],
                                    bgr2rgb=False, float32=True)
         sample = {'lq': lq, 'flash': flash, 'gt': gt, 'lq_path': paths['lq']}
