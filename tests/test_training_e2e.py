@@ -39,7 +39,7 @@ def test_train_writes_checkpoints_and_logs_each_loss_term(trained):
 
 def test_validation_reports_metrics_and_writes_images(trained):
     root, _, log = trained
-    assert '# psnr: ' in log and '# ssim: ' in log
+    assert '# psnr: ' in log and '# ssim: ' in log and '# lpips: ' in log  # the demo options validate all three
     images = glob.glob(str(root / 'experiments' / 'tiny' / 'visualization' / '*' / '*_3.png'))
     assert len(images) == 4  # the 4 fixed test scenes
 
@@ -54,7 +54,7 @@ def test_test_pipeline_writes_enhanced_images(trained, toy_prepared):
     gt = cv2.imread(sorted(glob.glob(str(toy_prepared / 'test' / 'gt' / '*.png')))[0], cv2.IMREAD_UNCHANGED)
     assert cv2.imread(images[0]).shape == gt.shape
     log = open(glob.glob(str(root / 'results' / 'tiny_test' / 'test_tiny_test_*.log'))[0]).read()
-    assert '# psnr: ' in log
+    assert '# psnr: ' in log and '# lpips: ' in log
 
 
 def test_enhance_cli_and_its_errors(trained, toy_prepared, tmp_path):

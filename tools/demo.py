@@ -4,7 +4,7 @@
    unless ``datasets/`` already holds them;
 2. train a small FCDFN with BasicSR's runner (``tools/train.py -opt options/fcdfn_demo.yml``);
 3. test it (``tools/test.py -opt options/test_fcdfn_demo.yml``);
-4. write, under ``--out``: the metrics table (input vs FCDFN, PSNR/SSIM on the fixed test set),
+4. write, under ``--out``: the metrics table (input vs FCDFN, PSNR/SSIM/LPIPS on the fixed test set),
    a comparison grid (low-light | flash | FCDFN | ground truth) and the training curves.
 """
 import argparse
@@ -28,6 +28,7 @@ def main():
     import fcdfn_plugin  # noqa: F401
     from basicsr.metrics import calculate_psnr, calculate_ssim
 
+    from fcdfn_plugin.metrics import calculate_fcdfn_lpips
     from fcdfn_plugin.utils.paths import experiments_root
     from fcdfn_plugin.utils.pipeline import ensure_toy_dataset, run_step
     from fcdfn_plugin.utils.report import (comparison_grid, markdown_table, parse_train_log, plot_training_curves,
@@ -54,14 +55,16 @@ def main():
         flash = read_image_bgr8(osp.join(test_dir, 'flash', f'{key}.png'))
         result_path = osp.join(result_dir, f'{key}_FCDFN_demo_test.png')
         result = read_image_bgr8(result_path)
+        # LPIPS: the network is built (and its weights verified) once, then cached for every image.
         rows.append([key, calculate_psnr(lq, gt, 0), calculate_psnr(result, gt, 0),
-                     calculate_ssim(lq, gt, 0), calculate_ssim(result, gt, 0)])
+                     calculate_ssim(lq, gt, 0), calculate_ssim(result, gt, 0),
+                     calculate_fcdfn_lpips(lq, gt), calculate_fcdfn_lpips(result, gt)])
         if len(grid_rows) < args.grid_scenes:
             grid_rows.append([lq, flash, result, gt])
     if not rows:
         raise RuntimeError(f'no test images found in {test_dir}')
-    mean = ['mean'] + [float(np.mean([r[i] for r in rows])) for i in range(1, 5)]
-    header = ['scene', 'PSNR input', 'PSNR FCDFN', 'SSIM input', 'SSIM FCDFN']
+    header = ['scene', 'PSNR input', 'PSNR FCDFN', 'SSIM input', 'SSIM FCDFN', 'LPIPS input', 'LPIPS FCDFN']
+    mean = ['mean'] + [float(np.mean([r[i] for r in rows])) for i in range(1, len(header))]
     with open(osp.join(out, 'metrics.md'), 'w') as f:
         f.write(markdown_table(header, rows + [mean]))
     with open(osp.join(out, 'metrics.json'), 'w') as f:

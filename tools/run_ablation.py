@@ -1,7 +1,7 @@
 """Toy-scale reproduction of the paper's Table 2 (ablations) and Table 1 (deepFnF vs FCDFN).
 
 Trains, with the CPU schedule of ``options/fcdfn_demo.yml`` on the offline toy FAID, each variant
-for every seed, then reports the final validation PSNR/SSIM on the fixed toy test set as
+for every seed, then reports the final validation PSNR/SSIM/LPIPS on the fixed toy test set as
 mean +- std over seeds (markdown table, JSON, and a comparison figure low-light | flash | DeepFnF |
 FCDFN | ground truth).
 
@@ -107,6 +107,11 @@ def main():
         results.setdefault(variant, {})[seed] = final_validation(sorted(glob.glob(log_glob))[-1])
 
     metrics = sorted({m for per_seed in results.values() for values in per_seed.values() for m in values})
+    for variant, per_seed in results.items():
+        for seed, values in per_seed.items():
+            if set(values) != set(metrics):  # e.g. a run reused from before LPIPS joined the demo's metrics
+                raise RuntimeError(f'ablation_{variant}_s{seed} reports {sorted(values)}, other runs {metrics}: delete '
+                                   f'{osp.join(out, "experiments", f"ablation_{variant}_s{seed}")} to rerun it')
     header = ['variant'] + [f'{m.upper()} (mean +- std)' for m in metrics] + ['seeds']
     rows = []
     summary = {}
