@@ -21,8 +21,11 @@ def run_step(title, args, env_extra=None):
     print(f'=== done in {time.time() - started:.0f} s', flush=True)
 
 
-def ensure_toy_dataset(test_count=24, test_crop=128):
-    """Build and prepare the toy FAID under ``datasets/`` unless it is already there; return its path."""
+def ensure_toy_dataset(test_count=24, test_crop=128, options='options/fcdfn_demo.yml'):
+    """Build and prepare the toy FAID under ``datasets/`` unless it is already there; return its path.
+
+    The fixed test set is degraded with the law of ``options`` (its ``datasets.train`` keys).
+    """
     prepared = osp.join(REPO_ROOT, TOY_PREPARED_DIR)
     if osp.isdir(prepared):
         print(f'Reusing the prepared toy dataset in {TOY_PREPARED_DIR} (delete it to rebuild).', flush=True)
@@ -31,5 +34,5 @@ def ensure_toy_dataset(test_count=24, test_crop=128):
         run_step('Building the offline toy FAID', ['tools/make_toy_faid.py', '--out', TOY_DIR])
     run_step('Preparing it (train LMDB + fixed test set)',
              ['tools/prepare_faid.py', '--faid-root', TOY_DIR, '--out', TOY_PREPARED_DIR,
-              '--test-count', test_count, '--test-crop', test_crop])
+              '--test-count', test_count, '--test-crop', test_crop, '--opt', options])
     return prepared
