@@ -115,6 +115,15 @@ class FCDFNArch(nn.Module):
         return context_sums(self._encode(inputs, self.log_gain.exp()), weight)
 
     def forward(self, lq, flash, context=None):
+        return self.forward_parts(lq, flash, context)['output']
+
+    def forward_parts(self, lq, flash, context=None):
+        """The output and what it is made of, each cropped to (B,·,H,W): for analysis and figures.
+
+        Returns a dict: ``output`` (B,3,H,W, what ``forward`` returns); ``lowlight`` and ``flash``,
+        the restored branch images Ihat_n and Ihat_f (B,3,H,W, already multiplied by their gains);
+        ``importance`` (B,2,H,W), the fusion weights A_n, A_f (ones for ``fusion: add``).
+        """
         height, width = lq.shape[-2:]
         gain = self.log_gain.exp()
         inputs = self._padded_inputs(lq, flash)  # 2 x (B,3,Hp,Wp)
@@ -140,9 +149,11 @@ class FCDFNArch(nn.Module):
             restored.append((fine + coarse) * (gain[index] / self.dc_gain))
 
         if self.fusion == 'add':
-            out = restored[0] + restored[1]
+            importance = restored[0].new_ones(1, 2, 1, 1)
         else:
             importance = self.importance_head(pixel_features)  # (B,2,Hp,Wp)
             importance = importance.softmax(dim=1) if self.fusion == 'softmax' else importance + 0.5
-            out = importance[:, 0:1] * restored[0] + importance[:, 1:2] * restored[1]
-        return out[..., :height, :width]
+        out = importance[:, 0:1] * restored[0] + importance[:, 1:2] * restored[1]
+        crop = (Ellipsis, slice(0, height), slice(0, width))
+        return {'output': out[crop], 'lowlight': restored[0][crop], 'flash': restored[1][crop],
+                'importance': importance.expand(out.shape[0], 2, *out.shape[-2:])[crop]}
