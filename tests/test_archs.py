@@ -1,4 +1,6 @@
 """FCDFNArch / DeepFnFArch: any size in and out, every parameter learns, ablations, stable start."""
+import math
+
 import pytest
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
@@ -89,3 +91,24 @@ def test_bad_options_and_inputs_are_named():
         FCDFNArch(**SMALL, kernel_sizes=(15, 6, 3))
     with pytest.raises(ValueError, match='same shape'):
         FCDFNArch(**SMALL)(torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 17))
+
+
+def test_adaptive_gain_starts_as_global_and_learns_a_per_image_colour():
+    torch.manual_seed(0)
+    base = FCDFNArch(**SMALL)
+    adaptive = FCDFNArch(**SMALL, gain_mode='adaptive')
+    state = {k: v for k, v in adaptive.state_dict().items() if not k.startswith('gain_head')}
+    base.load_state_dict(state)
+    assert num_params(adaptive) - num_params(base) == adaptive.gain_head.weight.numel() + 6
+    lq, flash = torch.rand(2, 3, 24, 20), torch.rand(2, 3, 24, 20)
+    assert torch.equal(adaptive(lq, flash), base(lq, flash))  # zero-initialised head: the global gains
+    adaptive(lq, flash).mean().backward()
+    assert adaptive.gain_head.weight.grad.abs().sum() > 0
+    with torch.no_grad():  # a head that raises the red output gain of the low-light branch of every image
+        adaptive.gain_head.bias[0] = 10.0
+    parts = adaptive.forward_parts(lq, flash)
+    reference = base.forward_parts(lq, flash)
+    ratio = parts['lowlight'] / reference['lowlight']
+    assert torch.allclose(ratio[:, 0], torch.full_like(ratio[:, 0], math.e), rtol=1e-4)  # bounded to e
+    assert torch.allclose(parts['lowlight'][:, 1:], reference['lowlight'][:, 1:])
+    assert torch.allclose(parts['flash'], reference['flash'])

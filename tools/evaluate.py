@@ -37,9 +37,12 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import fcdfn_plugin  # noqa: E402,F401  (first: makes BasicSR 1.4.2 importable)
 from fcdfn_plugin.metrics import calculate_fcdfn_lpips  # noqa: E402
 from fcdfn_plugin.models.fcdfn_model import TILE_DEFAULTS, enhance_pair  # noqa: E402
-from fcdfn_plugin.utils.evaluation import evaluate_methods, reference_methods, list_test_scenes  # noqa: E402
+from fcdfn_plugin.utils.evaluation import evaluate_methods, list_test_scenes, reference_methods, summarise  # noqa: E402
 from fcdfn_plugin.utils.inference import InferenceSetupError, build_trained_network  # noqa: E402
 from fcdfn_plugin.utils.report import comparison_grid, markdown_table  # noqa: E402
+
+
+INPUT_LABEL = 'low-light input'  # the reference row that is the first column of the figures already
 
 
 def detail_window(gt8, size):
@@ -59,6 +62,33 @@ def network_method(net, device, tile_opt):
     return run
 
 
+def parts_methods(label, net, device, importance):
+    """The model and its two restored branches as three methods sharing one (untiled) forward pass.
+
+    ``importance[label][scene]`` receives the mean fusion weight of the flash branch, overall and
+    where the ground truth has fine structure (the strongest 10 % of its band-pass).
+    """
+    from fcdfn_plugin.utils.evaluation import band_pass, to_image8
+    cache = {}
+
+    def parts(scene):
+        if scene['key'] not in cache:
+            cache.clear()
+            with torch.no_grad():
+                result = net.forward_parts(scene['lq'].to(device), scene['flash'].to(device))
+            cache[scene['key']] = {name: value.cpu() for name, value in result.items()}
+            weight = cache[scene['key']]['importance'][0, 1].numpy()
+            fine = np.abs(band_pass(to_image8(scene['gt'])))
+            importance.setdefault(label, {})[scene['key']] = {
+                'flash_weight': float(weight.mean()),
+                'flash_weight_on_detail': float(weight[fine >= np.percentile(fine, 90)].mean())}
+        return cache[scene['key']]
+
+    return {label: lambda scene: parts(scene)['output'],
+            f'{label} [low-light branch]': lambda scene: parts(scene)['lowlight'],
+            f'{label} [flash branch]': lambda scene: parts(scene)['flash']}
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--test-dir', required=True, help='prepared test folder with lq/, flash/, gt/')
@@ -72,6 +102,11 @@ def parse_args(argv=None):
     parser.add_argument('--figure-scenes', type=int, default=4, help='scenes in the comparison figures (0: none)')
     parser.add_argument('--crop', type=int, default=160, help='side of the detail crops, pixels')
     parser.add_argument('--max-scenes', type=int, default=None, help='score only the first N scenes')
+    parser.add_argument('--detail', action='store_true',
+                        help='also report how much fine structure each output reproduces (hf_corr, hf_gain)')
+    parser.add_argument('--parts', action='store_true',
+                        help='FCDFN models: also score each restored branch alone and report the mean fusion '
+                        'weight of the flash branch (untiled)')
     parser.add_argument('--tile', type=int, default=TILE_DEFAULTS['size'], help='tile size for large images')
     parser.add_argument('--overlap', type=int, default=TILE_DEFAULTS['overlap'], help='tile overlap')
     parser.add_argument('--min-pixels', type=int, default=TILE_DEFAULTS['min_pixels'], help='tile from this size')
@@ -106,6 +141,7 @@ def main(argv=None):
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     tile_opt = dict(size=args.tile, overlap=args.overlap, min_pixels=args.min_pixels)
     methods = {} if args.no_references else reference_methods()
+    importance = {}  # label -> scene -> mean fusion weights of the flash branch (--parts)
     labels = args.labels or [osp.splitext(osp.basename(path))[0] for path in args.weights]
     if len(set(labels)) != len(labels):
         raise SystemExit(f'error: labels must be unique, got {labels}; pass --labels')
@@ -115,7 +151,10 @@ def main(argv=None):
         except InferenceSetupError as err:
             raise SystemExit(f'error: {err}')
         print(f'{label}: {type(net).__name__} from {source}', flush=True)
-        methods[label] = network_method(net, device, tile_opt)
+        if args.parts and hasattr(net, 'forward_parts'):
+            methods.update(parts_methods(label, net, device, importance))
+        else:
+            methods[label] = network_method(net, device, tile_opt)
 
     os.makedirs(args.out, exist_ok=True)
     figure_rows, crop_rows = [], []
@@ -130,26 +169,34 @@ def main(argv=None):
             from fcdfn_plugin.utils.evaluation import to_image8
             inputs = [to_image8(scene[role]) for role in ('lq', 'flash')]
             gt8 = to_image8(scene['gt'])
-            row = inputs + list(outputs.values()) + [gt8]
+            row = inputs + [image for label, image in outputs.items() if label != INPUT_LABEL] + [gt8]
             figure_rows.append(row)
             top, left, size = detail_window(gt8, args.crop)
             crop_rows.append([image[top:top + size, left:left + size] for image in row])
 
     with tqdm(total=len(keys), desc='scenes', unit='scene', disable=None) as bar:
-        results = evaluate_methods(args.test_dir, methods, lpips_fn, keys=keys, on_scene=on_scene, progress=bar)
+        results = evaluate_methods(args.test_dir, methods, lpips_fn, keys=keys, on_scene=on_scene, progress=bar,
+                                   detail=args.detail)
+    for label, per_scene in importance.items():
+        results[label]['fusion'] = {'per_scene': per_scene, 'mean': summarise(per_scene)}
 
-    metrics = [m for m in ('psnr', 'ssim', 'lpips') if m in next(iter(results.values()))['mean']]
-    header = ['method'] + [m.upper() for m in metrics] + ['s / image']
+    metrics = [m for m in ('psnr', 'ssim', 'lpips', 'hf_corr', 'hf_gain') if m in next(iter(results.values()))['mean']]
+    header = ['method'] + [m.upper() if m in ('psnr', 'ssim', 'lpips') else m for m in metrics] + ['s / image']
     rows = [[label] + [entry['mean'][m] for m in metrics] + [entry['seconds'] / len(keys)]
             for label, entry in results.items()]
     table = markdown_table(header, rows)
+    if importance:
+        table += '\nMean fusion weight of the flash branch (all pixels / the 10 % with the most fine structure):\n\n'
+        table += markdown_table(['model', 'A_f', 'A_f on detail'], [
+            [label, results[label]['fusion']['mean']['flash_weight'],
+             results[label]['fusion']['mean']['flash_weight_on_detail']] for label in importance])
     with open(osp.join(args.out, 'metrics.md'), 'w') as f:
         f.write(f'{args.test_dir}: {len(keys)} scenes, 8-bit sRGB, crop_border 0\n\n{table}')
     with open(osp.join(args.out, 'metrics.json'), 'w') as f:
         json.dump({'test_dir': args.test_dir, 'scenes': keys, 'weights': dict(zip(labels, args.weights)),
                    'results': results}, f, indent=1)
     if figure_rows:
-        columns = ['low-light', 'flash'] + list(methods) + ['ground truth']
+        columns = ['low-light', 'flash'] + [label for label in methods if label != INPUT_LABEL] + ['ground truth']
         cv2.imwrite(osp.join(args.out, 'comparison.png'), comparison_grid(figure_rows, columns))
         cv2.imwrite(osp.join(args.out, 'detail_crops.png'), comparison_grid(crop_rows, columns))
     print('\n' + table)

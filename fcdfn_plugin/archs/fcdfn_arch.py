@@ -10,6 +10,9 @@ from .unet_blocks import (BasisDecoder, PixelDecoder, UNetEncoder, check_choice,
 
 FUSIONS = ('softmax', 'free', 'add')
 BRANCHES = ('lowlight', 'flash')
+GAIN_MODES = ('global', 'adaptive')
+#: Largest change of a branch's log-gain the adaptive head can make (a factor of e**1 either way).
+ADAPTIVE_GAIN_RANGE = 1.0
 
 
 @ARCH_REGISTRY.register()
@@ -33,6 +36,12 @@ class FCDFNArch(nn.Module):
             (a 25-50x linear dimming leaves the sRGB mean about 7x darker, see docs/DESIGN.md).
         flash_gain: initial value of the learnable global gain of the flash input.
         padding_mode: border handling of the per-pixel filters, 'reflect' or 'zeros'.
+        gain_mode: 'global' (one learnable gain per branch, as above) or 'adaptive': in addition, a
+            zero-initialised linear head on the image-level context (the same global averages the
+            basis decoders see) predicts, per image, a per-channel change of each branch's output
+            gain (bounded to a factor e): the exposure and colour of the ambient light, which a
+            small per-pixel network with a limited receptive field cannot see. Starts identical
+            to 'global'. See docs/DESIGN.md.
 
     ``forward(lq, flash, context=None)``: (B,3,H,W) sRGB in [0,1] each, any H, W -> (B,3,H,W), not
     clamped. ``context`` replaces the image-level input of the basis decoders (the global average of
@@ -43,9 +52,10 @@ class FCDFNArch(nn.Module):
 
     def __init__(self, in_channels=3, base_channels=64, depth=5, num_basis=90, kernel_sizes=(15, 7, 3),
                  coarse_kernel_size=15, coarse_dilation=4, fusion='softmax', kernel_mode='cascade', use_flash=True,
-                 lowlight_gain=7.0, flash_gain=2.0, padding_mode='reflect'):
+                 lowlight_gain=7.0, flash_gain=2.0, padding_mode='reflect', gain_mode='global'):
         super().__init__()
         check_choice('fusion', fusion, FUSIONS)
+        check_choice('gain_mode', gain_mode, GAIN_MODES)
         check_choice('kernel_mode', kernel_mode, SAECNN_MODES)
         check_choice('padding_mode', padding_mode, ('reflect', 'zeros'))
         kernel_sizes = tuple(int(k) for k in kernel_sizes)
@@ -59,6 +69,7 @@ class FCDFNArch(nn.Module):
         self.in_channels, self.num_basis = in_channels, num_basis
         self.kernel_sizes, self.coarse_kernel_size, self.coarse_dilation = kernel_sizes, coarse_kernel_size, coarse_dilation
         self.fusion, self.kernel_mode, self.use_flash, self.padding_mode = fusion, kernel_mode, use_flash, padding_mode
+        self.gain_mode = gain_mode
         self.pad_multiple = 2**(depth - 1)
         num_layers = len(kernel_sizes)
         widths = level_widths(base_channels, depth)
@@ -94,6 +105,11 @@ class FCDFNArch(nn.Module):
         flash_init = flash_gain if use_flash else lowlight_gain
         self.log_gain = nn.Parameter(torch.tensor([log_of(lowlight_gain, 'lowlight_gain'),
                                                    log_of(flash_init, 'flash_gain')]))
+        # (B, sum of context widths) -> per image, per branch and channel: a change of the log-gain
+        self.gain_head = None
+        if gain_mode == 'adaptive':
+            self.gain_head = nn.Linear(2 * sum(widths), 2 * in_channels)
+            init_zero_(self.gain_head)
 
     def _padded_inputs(self, lq, flash):
         """Checked inputs, the flash replaced when ``use_flash`` is off, padded: 2 x (B,3,Hp,Wp)."""
@@ -135,6 +151,10 @@ class FCDFNArch(nn.Module):
         biases = (self.bias_head(pixel_features) + self.bias_offset.repeat(1, 2, 1, 1)).chunk(2, dim=1)
         residual = (self.residual_head(pixel_features) + self.residual_offset.repeat(1, 2, 1, 1)).chunk(2, dim=1)
         bases = (self.decoder_basis_lowlight(context), self.decoder_basis_flash(context))
+        output_gain = gain.view(1, 2, 1, 1, 1)  # (1 or B, branch, channel, 1, 1)
+        if self.gain_head is not None:
+            change = ADAPTIVE_GAIN_RANGE * torch.tanh(self.gain_head(torch.cat(context, dim=1)))  # (B, 2*C)
+            output_gain = output_gain * change.exp().view(-1, 2, self.in_channels, 1, 1)
 
         restored = []
         for index, image in enumerate(inputs):
@@ -146,7 +166,7 @@ class FCDFNArch(nn.Module):
             # The filter network is linear in its input image, so the global gain (and the 1/dc_gain
             # normalisation) is applied to its output: same result, but the first layers need no
             # gradient with respect to the (leaf) input image, which saves their costliest backward part.
-            restored.append((fine + coarse) * (gain[index] / self.dc_gain))
+            restored.append((fine + coarse) * (output_gain[:, index] / self.dc_gain))
 
         if self.fusion == 'add':
             importance = restored[0].new_ones(1, 2, 1, 1)

@@ -95,6 +95,29 @@ def score(output8, gt8, lpips_fn=None):
     return result
 
 
+def band_pass(image8, sigma=1.0):
+    """Fine structure of an HxWx3 uint8 BGR image: luminance minus its Gaussian blur (float32, HxW)."""
+    import cv2
+    grey = cv2.cvtColor(image8, cv2.COLOR_BGR2GRAY).astype(np.float32) / 255.0
+    return grey - cv2.GaussianBlur(grey, (0, 0), sigma)
+
+
+def detail_scores(output8, gt8, sigma=1.0):
+    """How much of the ground truth's fine structure an output reproduces.
+
+    ``hf_corr``: correlation of the two band-passed luminances (1: every fine edge in place, 0:
+    none); ``hf_gain``: their ratio of standard deviations (below 1: smoother than the truth, above:
+    sharper or noisier). Blur lowers both; noise raises ``hf_gain`` but not ``hf_corr``.
+    """
+    out, ref = band_pass(output8, sigma).ravel(), band_pass(gt8, sigma).ravel()
+    ref_std = float(ref.std())
+    if ref_std == 0:
+        return {'hf_corr': float('nan'), 'hf_gain': float('nan')}
+    out_std = float(out.std())
+    corr = float(np.mean((out - out.mean()) * (ref - ref.mean())) / max(out_std * ref_std, 1e-12))
+    return {'hf_corr': corr, 'hf_gain': out_std / ref_std}
+
+
 def summarise(per_scene):
     """``{metric: mean}`` over the scenes of ``{scene: {metric: value}}``."""
     metrics = sorted({name for values in per_scene.values() for name in values})
@@ -102,7 +125,7 @@ def summarise(per_scene):
             for name in metrics}
 
 
-def evaluate_methods(test_dir, methods, lpips_fn=None, keys=None, on_scene=None, progress=None):
+def evaluate_methods(test_dir, methods, lpips_fn=None, keys=None, on_scene=None, progress=None, detail=False):
     """Score every method on every scene of ``test_dir``.
 
     Args:
@@ -114,6 +137,7 @@ def evaluate_methods(test_dir, methods, lpips_fn=None, keys=None, on_scene=None,
         on_scene: ``fn(key, scene, {label: HxWx3 uint8 BGR output})`` called after each scene (to save
             images or build figures), or None.
         progress: a tqdm-like object with ``update()``, or None.
+        detail (bool): also report :func:`detail_scores` (``hf_corr``, ``hf_gain``).
     Returns:
         dict: label -> ``{'per_scene': {key: {metric: value}}, 'mean': {metric: value}, 'seconds': float}``.
     """
@@ -136,6 +160,8 @@ def evaluate_methods(test_dir, methods, lpips_fn=None, keys=None, on_scene=None,
                                  f'{tuple(scene["gt"].shape)} for scene {key}')
             outputs[label] = to_image8(output)
             results[label]['per_scene'][key] = score(outputs[label], gt8, lpips_fn)
+            if detail:
+                results[label]['per_scene'][key].update(detail_scores(outputs[label], gt8))
         if on_scene is not None:
             on_scene(key, scene, outputs)
         if progress is not None:
