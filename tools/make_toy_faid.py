@@ -9,11 +9,15 @@ EXIF illuminant code; the toy camera's RGB is linear sRGB, so the matrix is XYZ 
 and the illuminant D65). Two sources:
 
 * ``Leaves_<NNN>``: procedural dead-leaves scenes (unique by construction), rendered with exact
-  depth, normals, albedo textures and flash shadows (``fcdfn_plugin.data.toy_scenes``);
+  depth, normals, fine albedo textures (``fcdfn_plugin.data.textures``: 1/f noise, text, thin
+  lines, weaves, texture photographs), specular highlights, hard flash shadows and a warm
+  ambient lamp's soft shadows (``fcdfn_plugin.data.toy_scenes``);
 * ``Photo-<name>_<NNN>``: random cuts of the colour photographs shipped inside scikit-image's
   wheel (the motorcycle with its stereo disparity as real depth), rendered with the same light
   model. The ``-<name>`` tag makes ``tools/prepare_faid.py`` keep all cuts of one photograph on
-  the same side of the train/test split.
+  the same side of the train/test split; these photographs are never used as textures of the
+  ``Leaves`` scenes (``textures.SKIMAGE_TEXTURE_FILES`` is disjoint from :data:`PHOTOS`), so no
+  test content leaks into training scenes.
 
 Scene ``i`` is drawn from ``numpy.random.default_rng([seed, i])``: same arguments, same files.
 """
@@ -35,6 +39,7 @@ from fcdfn_plugin.data.faid_io import XYZ_TO_LINEAR_SRGB, add_png_text  # noqa: 
 from fcdfn_plugin.data.toy_scenes import render_dead_leaves, render_photo  # noqa: E402
 
 #: Colour photographs of scikit-image's wheel that look like scenes (name -> optional disparity file).
+#: Keep them out of ``fcdfn_plugin.data.textures`` (tests/test_textures.py checks it).
 PHOTOS = {
     'astronaut': ('astronaut.png', None),
     'chelsea': ('chelsea.png', None),
