@@ -116,3 +116,30 @@ def build_trained_network(weights_path, opt_path=None, device='cpu'):
             f'the weights in {weights_path!r} do not fit network_g from {source} ({network_opt.get("type")}): '
             f'{str(error).splitlines()[0]} ... Pass the options file the weights were trained with (-opt).') from error
     return net.to(device).eval(), source
+
+
+#: The weights shipped with the repository (trained by ``make small-model``, see docs/RESULTS.md).
+SHIPPED_WEIGHTS = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'weights',
+                           'fcdfn_small.pth')
+
+
+def export_checkpoint(weights_path, out_path, opt_path=None, meta=None):
+    """Write a self-describing copy of a checkpoint: ``{'params', 'network_g', 'meta'}``.
+
+    The weights (``params_ema`` if present, else ``params``) are kept in float32 and
+    ``network_g`` is stored beside them, so :func:`build_trained_network` needs no options file;
+    ``meta`` (a JSON-friendly dict: how the weights were trained) travels along. Refuses to
+    overwrite ``out_path``.
+    """
+    import os
+    if osp.exists(out_path):
+        raise InferenceSetupError(f'{out_path!r} exists; remove it first.')
+    checkpoint = load_checkpoint(weights_path)
+    network_opt, _ = network_options(weights_path, opt_path, checkpoint)
+    net, _ = build_trained_network(weights_path, opt_path)  # checks that the weights fit
+    params = {key: value.detach().float().contiguous() for key, value in net.state_dict().items()}
+    os.makedirs(osp.dirname(osp.abspath(out_path)), exist_ok=True)
+    partial = f'{out_path}.partial'
+    torch.save({'params': params, 'network_g': dict(network_opt), 'meta': dict(meta or {})}, partial)
+    os.replace(partial, out_path)
+    return out_path
