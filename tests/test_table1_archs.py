@@ -403,7 +403,8 @@ def test_model_passes_the_batch_noise_levels_only_to_networks_that_ask():
     lq, flash = pair(16, 16, batch=2)
     data = {'lq': lq, 'flash': flash, 'gt': torch.rand(2, 3, 16, 16),
             'params': {'sigma_read': torch.tensor([1e-3, 8e-3], dtype=torch.float64),
-                       'sigma_shot': torch.tensor([2e-2, 4e-2], dtype=torch.float64), 'dim_factor': torch.tensor([30., 40.])}}
+                       'sigma_shot': torch.tensor([2e-2, 4e-2], dtype=torch.float64),
+                       'dim_factor': torch.tensor([30., 40.])}}
     model.feed_data(data)
     model.optimize_parameters(1)
     with torch.no_grad():
@@ -498,3 +499,18 @@ def test_trains_and_tests_through_the_tools(method, toy_prepared, tmp_path):
             enhance.main(args + ['--out', str(tmp_path / 'a.png')])
         enhance.main(args + ['--out', str(tmp_path / 'b.png'), '--sigma-read', '0.005', '--sigma-shot', '0.03'])
         assert (tmp_path / 'b.png').is_file() and not (tmp_path / 'a.png').exists()
+
+
+def test_benchmark_step_times_the_models_training_step(tmp_path, capsys):
+    """tools/benchmark.py step (the cost table of docs/RESULTS.md) runs the options' model, DSN's both ways."""
+    import json
+    with open(os.path.join(REPO_ROOT, 'options', 'table1', 'dsn_small.yml')) as handle:
+        opt = yaml.safe_load(handle)
+    opt['network_g'].update(num_blocks=1, hidden_channels=8)
+    path = tmp_path / 'dsn.yml'
+    path.write_text(yaml.safe_dump(opt))
+    load_tool('benchmark').main(['step', '--worker', '-opt', str(path), '--batch', '2', '--crop', '16',
+                                 '--repeat', '2'])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result['network'] == 'DSNArch' and len(result['seconds']) == 2 and result['min_seconds'] > 0
+    assert result['params'] == num_params(DSNArch(num_blocks=1, hidden_channels=8))

@@ -4,9 +4,10 @@
 
 The arch is built through BasicSR's ARCH_REGISTRY (after ``import fcdfn_plugin``) and fed a
 (1,3,H,W) lq and flash (and fixed noise sigmas to a network with ``needs_noise_level``); DSNArch is
-counted in its enhancement direction only (training runs both). FLOPs follow mmengine's convention (one multiply-add = one FLOP). The
-per-pixel filter is a custom autograd Function, invisible to the tracer's per-op handles, so it gets
-its own handle: B*H*W*K^2*(N + C + 1) multiply-adds (build the kernels, bias, apply them per channel).
+counted in its enhancement direction only (training runs both). FLOPs follow mmengine's convention
+(one multiply-add = one FLOP). The per-pixel filter is a custom autograd Function, invisible to the
+tracer's per-op handles, so it gets its own handle: B*H*W*K^2*(N + C + 1) multiply-adds (build the
+kernels, bias, apply them per channel).
 """
 import argparse
 import os
