@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from basicsr.archs import build_network
 from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
 
 from conftest import REPO_ROOT, load_tool, run_tool, write_options
