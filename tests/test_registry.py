@@ -5,11 +5,11 @@ import fcdfn_plugin  # noqa: F401
 
 # Every name the plugin registers. Grows as modules land; a missing name is a failure.
 EXPECTED = {
-    ARCH_REGISTRY: ['FCDFNArch', 'DeepFnFArch'],
+    ARCH_REGISTRY: ['FCDFNArch', 'DeepFnFArch', 'LSD2Arch', 'DJFArch', 'CUNetArch', 'FRLArch', 'DSNArch'],
     DATASET_REGISTRY: ['FlashLowLightDataset'],
-    LOSS_REGISTRY: ['FCDFNLoss', 'FCDFNSSIMLoss', 'FCDFNGradientLoss'],
+    LOSS_REGISTRY: ['FCDFNLoss', 'FCDFNSSIMLoss', 'FCDFNGradientLoss', 'DSNSumL2Loss'],
     METRIC_REGISTRY: ['calculate_fcdfn_lpips'],
-    MODEL_REGISTRY: ['FCDFNModel'],
+    MODEL_REGISTRY: ['FCDFNModel', 'DSNModel'],
 }
 
 

@@ -122,8 +122,9 @@ def test_every_options_file_builds_through_the_registries(toy_prepared):
     from basicsr.losses import build_loss
     from basicsr.utils.registry import METRIC_REGISTRY, MODEL_REGISTRY
 
-    files = sorted(glob.glob(os.path.join(REPO_ROOT, 'options', '*.yml')))
-    assert len(files) >= 9
+    files = sorted(glob.glob(os.path.join(REPO_ROOT, 'options', '*.yml')) +
+                   glob.glob(os.path.join(REPO_ROOT, 'options', 'table1', '*.yml')))
+    assert len(files) >= 9 + 14
     for path in files:
         with open(path) as f:
             opt = yaml.safe_load(f)
@@ -132,7 +133,9 @@ def test_every_options_file_builds_through_the_registries(toy_prepared):
         assert opt['model_type'] in MODEL_REGISTRY, name
         build_network(opt['network_g'])
         if 'train' in opt:
-            build_loss(opt['train']['pixel_opt'])
+            for key in ('pixel_opt', 'degrade_opt'):  # degrade_opt: DSNModel's second direction
+                if key in opt['train']:
+                    build_loss(opt['train'][key])
         for phase, dataset_opt in opt['datasets'].items():
             dataset_opt = dict(dataset_opt, phase=phase.split('_')[0])
             dataset_opt['dataroot'] = str(toy_prepared / ('train.lmdb' if phase == 'train' else 'test'))

@@ -4,6 +4,7 @@
     python tools/benchmark.py init [--arch FCDFNArch] [--base-channels 16 --depth 3 --num-basis 16]
     python tools/benchmark.py model [--base-channels 16 --depth 3 --num-basis 16] [--megapixels 1 12] [--json out.json]
     python tools/benchmark.py dist [--iters 60] [--batch 16]
+    python tools/benchmark.py step -opt options/table1/*_small.yml [--batch 8] [--crop 64] [--repeat 3] [--rounds 1]
 
 ``op``: time and peak resident memory above the inputs of one forward+backward of ``basis_filter``
 (banded, the kept design), ``basis_filter_conv`` (design (a)) and a naive unfold filter, each in its
@@ -21,6 +22,13 @@ own process. ``--json`` writes everything.
 one process and a batch of ``--batch`` against ``torchrun`` with two processes of half that batch
 (Gloo on CPU, NCCL on GPU): the same samples per iteration, so the ratio of samples per second is
 the distributed speed-up. Times are BasicSR's own averaged iteration times from the logs.
+
+``step``: one training step of the BasicSR model each options file describes (its ``model_type``,
+``network_g`` and ``train`` section: forward, every loss, backward, gradient clipping, the optimiser)
+on a random batch (with noise sigmas, for networks that take them), no data loading; each file in
+its own process (``--rounds`` processes per file, alternating). Reports the median and minimum over
+``--repeat`` steps after ``--warmup`` steps (and the minimum over rounds), and
+the peak memory of the process (resident memory on CPU, ``torch.cuda.max_memory_allocated`` on CUDA).
 """
 import argparse
 import json
@@ -295,6 +303,75 @@ def dist_command(args):
     print(f'2 processes / 1 process throughput: {ratio:.2f}')
 
 
+def step_worker(args):
+    """Runs in its own process; prints one JSON line for the options file ``args.opt[0]``."""
+    import statistics
+
+    import torch
+    import yaml
+
+    import fcdfn_plugin  # noqa: F401
+    from basicsr.models import build_model
+
+    with open(args.opt[0]) as handle:
+        opt = yaml.safe_load(handle)
+    cuda = args.device == 'cuda'
+    opt.update(is_train=True, dist=False, rank=0, world_size=1, num_gpu=1 if cuda else 0)
+    opt['path'] = {key: value for key, value in (opt.get('path') or {}).items() if key != 'resume_state'}
+    opt['path']['pretrain_network_g'] = None
+    torch.manual_seed(0)
+    model = build_model(opt)
+    generator = torch.Generator().manual_seed(0)
+    shape = (args.batch, 3, args.crop, args.crop)
+    batch = {'lq': torch.rand(shape, generator=generator) * 0.2, 'flash': torch.rand(shape, generator=generator),
+             'gt': torch.rand(shape, generator=generator),
+             'params': {'sigma_read': torch.full((args.batch,), 5e-3), 'sigma_shot': torch.full((args.batch,), 3e-2)}}
+    model.feed_data(batch)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    times = []
+    for index in range(args.warmup + args.repeat):
+        sync()
+        start = time.perf_counter()
+        model.optimize_parameters(index + 1)
+        sync()
+        times.append(time.perf_counter() - start)
+    timed = times[args.warmup:]
+    net = model.get_bare_model(model.net_g)
+    print(json.dumps({'options': args.opt[0], 'network': opt['network_g']['type'], 'batch': args.batch,
+                      'crop': args.crop, 'median_seconds': statistics.median(timed), 'min_seconds': min(timed),
+                      'seconds': timed, 'warmup_seconds': times[:args.warmup],
+                      'params': sum(p.numel() for p in net.parameters()),
+                      'peak_memory_mb': (torch.cuda.max_memory_allocated() / 2**20 if cuda else _status_mb('VmHWM'))}))
+
+
+def step_command(args):
+    runs = {path: [] for path in args.opt}
+    for round_index in range(args.rounds):  # files alternate, so a busy spell on a shared machine hits them all
+        for path in args.opt:
+            command = [sys.executable, os.path.abspath(__file__), 'step', '--worker', '-opt', path,
+                       '--batch', str(args.batch), '--crop', str(args.crop), '--repeat', str(args.repeat),
+                       '--warmup', str(args.warmup), '--device', args.device]
+            done = subprocess.run(command, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise SystemExit(f'{path} failed (exit {done.returncode}; -9: out of memory?):\n{done.stderr[-2000:]}')
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            runs[path].append(result)
+            print(f'[round {round_index + 1}/{args.rounds}] {path}: {result["network"]} B={args.batch} '
+                  f'{args.crop}x{args.crop}: median {result["median_seconds"]:.3f} s, '
+                  f'min {result["min_seconds"]:.3f} s '
+                  f'per step over {args.repeat} ({result["params"]:,} parameters, peak memory '
+                  f'{result["peak_memory_mb"]:.0f} MB)', flush=True)
+    results = []
+    for path, path_runs in runs.items():
+        best = min(run['min_seconds'] for run in path_runs)
+        results.append({**path_runs[0], 'min_seconds': best, 'runs': path_runs})
+        if args.rounds > 1:
+            print(f'{path}: min over {args.rounds} rounds {best:.3f} s per step', flush=True)
+    if args.json:
+        with open(args.json, 'w') as handle:
+            json.dump(results, handle, indent=1)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest='command', required=True)
@@ -333,8 +410,20 @@ def main(argv=None):
     dist = commands.add_parser('dist', help='1 process vs 2 (torchrun) training throughput on the demo options')
     dist.add_argument('--iters', type=int, default=60)
     dist.add_argument('--batch', type=int, default=16, help='samples per iteration (split over the processes)')
+    step = commands.add_parser('step', help='train-step time of the model of each options file')
+    step.add_argument('-opt', nargs='+', required=True, help='BasicSR training options files')
+    step.add_argument('--batch', type=int, default=8)
+    step.add_argument('--crop', type=int, default=64)
+    step.add_argument('--repeat', type=int, default=3, help='timed steps')
+    step.add_argument('--warmup', type=int, default=1, help='untimed steps first')
+    step.add_argument('--rounds', type=int, default=1, help='processes per file, alternating between files')
+    step.add_argument('--device', default='cpu', choices=('cpu', 'cuda'))
+    step.add_argument('--json', default=None, help='write the results here')
+    step.add_argument('--worker', action='store_true', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.command == 'dist':
+    if args.command == 'step':
+        step_worker(args) if args.worker else step_command(args)
+    elif args.command == 'dist':
         dist_command(args)
     elif args.command == 'model':
         model_worker(args) if args.worker else model_command(args)

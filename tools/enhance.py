@@ -1,13 +1,15 @@
 """Enhance a real low-light / flash pair of any size with trained FCDFN weights.
 
     python tools/enhance.py --lowlight dark.png --flash flash.png --weights net_g_latest.pth --out result.png \
-        [-opt options/fcdfn.yml] [--tile 512] [--compare side_by_side.png]
+        [-opt options/fcdfn.yml] [--tile 512] [--compare side_by_side.png] [--sigma-read R --sigma-shot S]
 
 The network is built from ``network_g`` of the options the weights were trained with: ``-opt`` if
 given, else the ``network_g`` stored in the checkpoint, else the options file that ``tools/train.py``
 copied into the experiment folder (``experiments/<name>/`` above ``models/net_g_X.pth``). Inputs
 are sRGB photos (8- or 16-bit PNG, JPEG, anything OpenCV reads); the result is written with the
 low-light input's bit depth. Pairs above ``--min-pixels`` run tile by tile with blended overlaps.
+Networks that take the noise level (DeepFnFArch, variant official) need ``--sigma-read`` and
+``--sigma-shot``: the read and shot noise sigmas of the linear low-light image.
 """
 import argparse
 import os
@@ -64,6 +66,10 @@ def main(argv=None):
     parser.add_argument('--min-pixels', type=int, default=1024 * 1024, help='tile images with at least this many pixels')
     parser.add_argument('--compare', default=None, help='also write low-light | flash | result side by side here')
     parser.add_argument('--overwrite', action='store_true', help='replace existing output files')
+    parser.add_argument('--sigma-read', type=float, default=None,
+                        help='read-noise sigma (linear), for networks that take the noise level')
+    parser.add_argument('--sigma-shot', type=float, default=None,
+                        help='shot-noise sigma (linear), for networks that take the noise level')
     args = parser.parse_args(argv)
 
     for target in filter(None, [args.out, args.compare]):
@@ -80,6 +86,17 @@ def main(argv=None):
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     net, source = build_network(args.opt, args.weights, device)
     print(f'Network: {type(net).__name__} from {source}', flush=True)
+    noise_given = (args.sigma_read, args.sigma_shot) != (None, None)
+    noise_level = None
+    if getattr(net, 'needs_noise_level', False):
+        if None in (args.sigma_read, args.sigma_shot):
+            raise SystemExit(f'error: {type(net).__name__} from {source} takes the noise level of the low-light '
+                             'image; pass --sigma-read and --sigma-shot (linear read and shot noise sigmas).')
+        noise_level = {'sigma_read': torch.tensor([args.sigma_read], device=device),
+                       'sigma_shot': torch.tensor([args.sigma_shot], device=device)}
+    elif noise_given:
+        raise SystemExit(f'error: {type(net).__name__} from {source} takes no noise level; '
+                         'drop --sigma-read/--sigma-shot.')
     to_tensor = lambda rgb: torch.from_numpy(rgb.transpose(2, 0, 1).copy())[None].to(device)  # noqa: E731
     height, width = lowlight.shape[:2]
     print(f'Enhancing {width}x{height} ({height * width / 1e6:.1f} MP) on {device}...', flush=True)
@@ -89,7 +106,7 @@ def main(argv=None):
             bar.total = total
             bar.update(done - bar.n)
         result = enhance_pair(net, to_tensor(lowlight), to_tensor(flash), size=args.tile, overlap=args.overlap,
-                              min_pixels=args.min_pixels, progress=progress)
+                              min_pixels=args.min_pixels, progress=progress, noise_level=noise_level)
     result = result[0].clamp(0, 1).cpu().numpy().transpose(1, 2, 0)
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     if not cv2.imwrite(args.out, to_file_pixels(result, bits)):

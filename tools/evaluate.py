@@ -57,8 +57,18 @@ def detail_window(gt8, size):
 
 
 def network_method(net, device, tile_opt):
+    """``scene -> output``; networks that take the noise level get the scene's sigmas from params.json."""
     def run(scene):
-        return enhance_pair(net, scene['lq'].to(device), scene['flash'].to(device), **tile_opt).cpu()
+        noise_level = None
+        if getattr(net, 'needs_noise_level', False):
+            missing = [name for name in ('sigma_read', 'sigma_shot') if name not in scene['params']]
+            if missing:
+                raise SystemExit(f'error: {type(net).__name__} takes the noise level, but params.json of the test '
+                                 f'set has no {missing} for scene {scene["key"]}.')
+            noise_level = {name: torch.tensor([float(scene['params'][name])], device=device)
+                           for name in ('sigma_read', 'sigma_shot')}
+        return enhance_pair(net, scene['lq'].to(device), scene['flash'].to(device), noise_level=noise_level,
+                            **tile_opt).cpu()
     return run
 
 

@@ -3,9 +3,11 @@
     python tools/flops.py -opt options/fcdfn.yml [--size 224 224]
 
 The arch is built through BasicSR's ARCH_REGISTRY (after ``import fcdfn_plugin``) and fed a
-(1,3,H,W) lq and flash. FLOPs follow mmengine's convention (one multiply-add = one FLOP). The
-per-pixel filter is a custom autograd Function, invisible to the tracer's per-op handles, so it gets
-its own handle: B*H*W*K^2*(N + C + 1) multiply-adds (build the kernels, bias, apply them per channel).
+(1,3,H,W) lq and flash (and fixed noise sigmas to a network with ``needs_noise_level``); DSNArch is
+counted in its enhancement direction only (training runs both). FLOPs follow mmengine's convention
+(one multiply-add = one FLOP). The per-pixel filter is a custom autograd Function, invisible to the
+tracer's per-op handles, so it gets its own handle: B*H*W*K^2*(N + C + 1) multiply-adds (build the
+kernels, bias, apply them per channel).
 """
 import argparse
 import os
@@ -43,14 +45,32 @@ def load_network_options(path):
     return network
 
 
+class _WithNoiseLevel(torch.nn.Module):
+    """``net(lq, flash)`` with fixed per-sample sigmas, for tracing a network that needs them."""
+
+    def __init__(self, net, sigma_read=5e-3, sigma_shot=3e-2):
+        super().__init__()
+        self.net = net
+        self.register_buffer('sigma_read', torch.tensor([sigma_read]))
+        self.register_buffer('sigma_shot', torch.tensor([sigma_shot]))
+
+    def forward(self, lq, flash):
+        return self.net(lq, flash, sigma_read=self.sigma_read, sigma_shot=self.sigma_shot)
+
+
 def complexity(network_options, height=224, width=224):
-    """(parameters, flops) of the arch described by a ``network_g`` mapping, on one (1,3,H,W) pair."""
+    """(parameters, flops) of the arch described by a ``network_g`` mapping, on one (1,3,H,W) pair.
+
+    Parameters are the trainable ones plus any other ``nn.Parameter`` (fixed filters kept as buffers,
+    like DSN's VGG filters and FRL's DCT, are not counted).
+    """
     from mmengine.analysis import FlopAnalyzer
     network_options = dict(network_options)
     arch = ARCH_REGISTRY.get(network_options.pop('type'))
     model = arch(**network_options).eval()
+    traced = _WithNoiseLevel(model) if getattr(model, 'needs_noise_level', False) else model
     inputs = (torch.rand(1, 3, height, width) * 0.2, torch.rand(1, 3, height, width))
-    analyzer = FlopAnalyzer(model, inputs)
+    analyzer = FlopAnalyzer(traced, inputs)
     analyzer.set_op_handle(BASIS_FILTER_OP, basis_filter_flops)
     analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings('none')
     with torch.no_grad():

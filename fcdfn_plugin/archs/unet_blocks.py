@@ -173,3 +173,10 @@ def log_of(value, name):
     if value <= 0 or not math.isfinite(value):
         raise ValueError(f'{name} must be a positive number, got {value!r}')
     return math.log(value)
+
+
+def check_pair(name, lq, flash, channels):
+    """Both inputs (B, channels, H, W) of one shape, else a ValueError naming the arch and the shapes."""
+    if lq.dim() != 4 or lq.shape[1] != channels or flash.shape != lq.shape:
+        raise ValueError(f'{name} expects lq and flash of the same shape (B,{channels},H,W), '
+                         f'got {tuple(lq.shape)} and {tuple(flash.shape)}')

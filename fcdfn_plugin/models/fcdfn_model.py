@@ -11,6 +11,8 @@ from fcdfn_plugin.utils.tiling import tiled_forward, tiled_weighted_sum
 
 #: Defaults of the ``val: tile:`` options (tiled inference for large images).
 TILE_DEFAULTS = {'size': 512, 'overlap': 128, 'edge_margin': None, 'min_pixels': 1024 * 1024}
+#: Per-sample noise sigmas a network with ``needs_noise_level`` gets (keys of the dataset's ``params``).
+NOISE_LEVEL_KEYS = ('sigma_read', 'sigma_shot')
 
 
 @MODEL_REGISTRY.register()
@@ -18,9 +20,14 @@ class FCDFNModel(SRModel):
     """SRModel for flash / no-flash pairs; overrides only what differs.
 
     * ``feed_data`` takes ``lq``, ``flash`` (and ``gt``) and the network is called as
-      ``net_g(lq, flash)``.
+      ``net_g(lq, flash)``. A network with ``needs_noise_level = True`` (DeepFnFArch, variant
+      official) is called as ``net_g(lq, flash, sigma_read=..., sigma_shot=...)`` with the per-sample
+      sigmas of the batch's ``params`` (the dataset's; test sets: ``params.json``); a batch without
+      them is an error naming what is missing.
     * ``optimize_parameters`` logs each term of the loss when the loss exposes them (``FCDFNLoss``
-      does) and stops with an error naming the iteration when the loss is not finite.
+      does), stops with an error naming the iteration when the loss is not finite, and clips the
+      gradient norm to ``train.grad_clip_norm`` when that is set. Subclasses change the loss by
+      overriding :meth:`compute_losses` only (``DSNModel``).
     * ``test`` runs the bare network (never the DDP wrapper, so validation on rank 0 cannot
       deadlock), and above ``val.tile.min_pixels`` pixels runs it tile by tile with blended
       overlaps, so a 12-megapixel pair fits in bounded memory.
@@ -49,11 +56,37 @@ class FCDFNModel(SRModel):
         self.flash = data['flash'].to(self.device)
         if 'gt' in data:
             self.gt = data['gt'].to(self.device)
+        params = data.get('params') or {}
+        self.noise_level = None
+        if all(key in params for key in NOISE_LEVEL_KEYS):
+            self.noise_level = {key: torch.as_tensor(params[key]).to(self.device, self.lq.dtype).reshape(-1)
+                                for key in NOISE_LEVEL_KEYS}
+
+    def network_kwargs(self):
+        """Extra keyword arguments of the network for the current batch (the noise level, if it asks)."""
+        return noise_level_kwargs(self.get_bare_model(self.net_g), self.noise_level)
 
     def optimize_parameters(self, current_iter):
         self.optimizer_g.zero_grad()
-        self.output = self.net_g(self.lq, self.flash)
+        loss_dict = self.compute_losses()
+        l_total = loss_dict['l_total']
+        if not torch.isfinite(l_total):
+            raise FloatingPointError(
+                f'Non-finite loss ({l_total.item()}) at iteration {current_iter}; stopping. Lower the learning '
+                'rate, or resume from the last checkpoint with --auto_resume.')
 
+        l_total.backward()
+        clip_norm = self.opt['train'].get('grad_clip_norm')
+        if clip_norm:
+            torch.nn.utils.clip_grad_norm_(self.net_g.parameters(), float(clip_norm))
+        self.optimizer_g.step()
+        self.log_dict = self.reduce_loss_dict(loss_dict)
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+    def compute_losses(self):
+        """Run the network on the batch (``self.output``) and return the loss terms, ``l_total`` last."""
+        self.output = self.net_g(self.lq, self.flash, **self.network_kwargs())
         loss_dict = OrderedDict()
         if hasattr(self.cri_pix, 'terms'):  # FCDFNLoss: log each term
             terms = self.cri_pix.terms(self.output, self.gt)
@@ -62,28 +95,22 @@ class FCDFNModel(SRModel):
         else:
             l_total = self.cri_pix(self.output, self.gt)
         loss_dict['l_total'] = l_total
-        if not torch.isfinite(l_total):
-            raise FloatingPointError(
-                f'Non-finite loss ({l_total.item()}) at iteration {current_iter}; stopping. Lower the learning '
-                'rate, or resume from the last checkpoint with --auto_resume.')
-
-        l_total.backward()
-        self.optimizer_g.step()
-        self.log_dict = self.reduce_loss_dict(loss_dict)
-        if self.ema_decay > 0:
-            self.model_ema(decay=self.ema_decay)
+        return loss_dict
 
     def _inference_network(self):
         if hasattr(self, 'net_g_ema'):
             return self.net_g_ema
         return self.get_bare_model(self.net_g)
 
-    def enhance(self, lq, flash):
-        """Enhanced image for one (B,3,H,W) pair on the model's device, tiled above the size option."""
-        return enhance_pair(self._inference_network(), lq, flash, **self.tile_opt)
+    def enhance(self, lq, flash, noise_level=None):
+        """Enhanced image for one (B,3,H,W) pair on the model's device, tiled above the size option.
+
+        ``noise_level``: {'sigma_read', 'sigma_shot'} (B,) for networks that need it (see :func:`enhance_pair`).
+        """
+        return enhance_pair(self._inference_network(), lq, flash, noise_level=noise_level, **self.tile_opt)
 
     def test(self):
-        self.output = self.enhance(self.lq, self.flash)
+        self.output = self.enhance(self.lq, self.flash, self.noise_level)
 
     def get_current_visuals(self):
         visuals = super().get_current_visuals()
@@ -95,8 +122,23 @@ class FCDFNModel(SRModel):
         del self.flash  # the parent frees lq/gt/output only
 
 
+def noise_level_kwargs(net, noise_level):
+    """``noise_level`` ({'sigma_read', 'sigma_shot'}) as keyword arguments if ``net.needs_noise_level``, else {}.
+
+    A network that needs it and gets none is a ``ValueError`` saying where the sigmas come from.
+    """
+    if not getattr(net, 'needs_noise_level', False):
+        return {}
+    if not noise_level or any(key not in noise_level for key in NOISE_LEVEL_KEYS):
+        raise ValueError(f'{type(net).__name__} needs the noise level of each sample ({", ".join(NOISE_LEVEL_KEYS)}); '
+                         'the batch has none. FlashLowLightDataset gives them in "params" (training: always; '
+                         'test sets: from params.json, written by tools/prepare_faid.py).')
+    return {key: noise_level[key] for key in NOISE_LEVEL_KEYS}
+
+
 def enhance_pair(net, lq, flash, size=TILE_DEFAULTS['size'], overlap=TILE_DEFAULTS['overlap'],
-                 edge_margin=TILE_DEFAULTS['edge_margin'], min_pixels=TILE_DEFAULTS['min_pixels'], progress=None):
+                 edge_margin=TILE_DEFAULTS['edge_margin'], min_pixels=TILE_DEFAULTS['min_pixels'], progress=None,
+                 noise_level=None):
     """Run ``net(lq, flash)`` in eval mode without gradients; tiled when H*W >= ``min_pixels``.
 
     Tiles of ``size`` pixels overlap by ``overlap`` and are blended smoothly (see
@@ -105,14 +147,18 @@ def enhance_pair(net, lq, flash, size=TILE_DEFAULTS['size'], overlap=TILE_DEFAUL
     a network that exposes ``encode_context`` (FCDFNArch, DeepFnFArch) a first pass accumulates that
     average over all tiles, so every tile is filtered with the bases of the *whole* image, as
     untiled inference would. ``progress(done, total)`` counts the tile runs of both passes.
+    ``noise_level`` ({'sigma_read', 'sigma_shot'}, (B,) each) is passed to every call of a network
+    with ``needs_noise_level`` (per-sample values, so tiles take them unchanged); such a network
+    without it is a ``ValueError``.
     """
+    extra = noise_level_kwargs(net, noise_level)
     was_training = net.training
     net.eval()
     try:
         with torch.no_grad():
             height, width = lq.shape[-2:]
             if height * width < min_pixels:
-                return net(lq, flash)
+                return net(lq, flash, **extra)
             tiling = dict(tile=size, overlap=overlap, multiple=getattr(net, 'pad_multiple', 1), edge_margin=edge_margin)
             passes = 2 if hasattr(net, 'encode_context') else 1
 
@@ -121,10 +167,11 @@ def enhance_pair(net, lq, flash, size=TILE_DEFAULTS['size'], overlap=TILE_DEFAUL
                     return None
                 return lambda done, total: progress(pass_index * total + done, passes * total)
 
-            fn = net
+            fn = functools.partial(net, **extra)
             if passes == 2:
-                sums = tiled_weighted_sum(net.encode_context, [lq, flash], progress=report(0), **tiling)
-                fn = functools.partial(net, context=context_from_sums(sums))
+                sums = tiled_weighted_sum(functools.partial(net.encode_context, **extra), [lq, flash],
+                                          progress=report(0), **tiling)
+                fn = functools.partial(net, context=context_from_sums(sums), **extra)
             return tiled_forward(fn, [lq, flash], progress=report(passes - 1), **tiling)
     finally:
         net.train(was_training)
