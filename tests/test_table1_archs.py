@@ -449,6 +449,13 @@ def test_every_method_has_a_paper_and_a_small_options_file():
     with open(os.path.join(REPO_ROOT, 'options', 'table1', 'fcdfn_small.yml')) as handle:
         fcdfn_small = yaml.safe_load(handle)
     assert {k: v for k, v in fcdfn_small.items() if k != 'name'} == {k: v for k, v in demo.items() if k != 'name'}
+    with open(os.path.join(REPO_ROOT, 'options', 'fcdfn.yml')) as handle:
+        paper = yaml.safe_load(handle)
+    for path in TABLE1_OPTIONS:  # same data, degradation law, validation and metrics for every method
+        with open(path) as handle:
+            opt = yaml.safe_load(handle)
+        base = demo if path.endswith('_small.yml') else paper
+        assert opt['datasets'] == base['datasets'] and opt['val'] == base['val'], path
 
 
 # Tiny networks: one thread is as fast on a quiet machine and far faster on a busy one (OpenMP
