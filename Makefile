@@ -6,7 +6,7 @@ STAMP := $(VENV)/.fcdfn-installed
 DEMO_DIR ?= demo_output
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo clean-venv
+.PHONY: setup test demo small-model clean-venv
 
 # The VGG-16 weights for LPIPS live outside the venv (the torch hub cache; $TORCH_HOME moves it), so
 # they are checked on every `make setup` instead of stamped: a few seconds when present and verified,
@@ -30,6 +30,14 @@ test: setup
 
 demo: setup
 	$(PY) tools/demo.py --out $(DEMO_DIR)
+
+# The shipped weights/fcdfn_small.pth: offline toy FAID (built if missing), options/fcdfn_small.yml
+# (about an hour on 2 CPU cores), export. Refuses to overwrite weights/fcdfn_small.pth: remove it first.
+small-model: setup
+	$(PY) -c "from fcdfn_plugin.utils.pipeline import ensure_toy_dataset; ensure_toy_dataset()"
+	$(PY) tools/train.py -opt options/fcdfn_small.yml
+	$(PY) tools/export_weights.py --weights experiments/FCDFN_small/models/net_g_latest.pth \
+		--out weights/fcdfn_small.pth --note "make small-model: options/fcdfn_small.yml on the offline toy FAID"
 
 clean-venv:
 	rm -rf $(VENV)

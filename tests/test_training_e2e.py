@@ -116,6 +116,47 @@ def test_enhance_finds_the_options_beside_the_weights(trained, toy_prepared, tmp
     assert not (tmp_path / 'b.png').exists()
 
 
+def test_exported_weights_enhance_alone_and_are_the_default(trained, toy_prepared, tmp_path, capsys, monkeypatch):
+    """export_weights.py: options travel inside, the result is identical; no --weights -> the shipped file."""
+    root, _, _ = trained
+    weights = root / 'experiments' / 'tiny' / 'models' / 'net_g_3.pth'
+    exported = tmp_path / 'shipped' / 'model.pth'
+    load_tool('export_weights').main(['--weights', str(weights), '--out', str(exported), '--note', 'test'])
+    meta = torch.load(exported, map_location='cpu', weights_only=True)['meta']
+    assert meta == {'source': 'net_g_3.pth', 'options': 'tiny.yml', 'iteration': 3, 'note': 'test'}
+    with pytest.raises(SystemExit, match='exists'):  # never overwrites
+        load_tool('export_weights').main(['--weights', str(weights), '--out', str(exported)])
+
+    lq = sorted(glob.glob(str(toy_prepared / 'test' / 'lq' / '*.png')))[0]
+    flash = lq.replace(os.sep + 'lq' + os.sep, os.sep + 'flash' + os.sep)
+    enhance = load_tool('enhance')
+    enhance.main(['--lowlight', lq, '--flash', flash, '--weights', str(weights), '--out', str(tmp_path / 'a.png')])
+    import fcdfn_plugin.utils.inference as inference
+    monkeypatch.setattr(inference, 'SHIPPED_WEIGHTS', str(exported))
+    capsys.readouterr()
+    enhance.main(['--lowlight', lq, '--flash', flash, '--out', str(tmp_path / 'b.png')])
+    assert 'No --weights given: using the shipped FCDFN small model' in capsys.readouterr().out
+    assert np.array_equal(cv2.imread(str(tmp_path / 'a.png')), cv2.imread(str(tmp_path / 'b.png')))
+
+    monkeypatch.setattr(inference, 'SHIPPED_WEIGHTS', str(tmp_path / 'missing.pth'))
+    with pytest.raises(SystemExit, match='shipped weights .*missing'):
+        enhance.main(['--lowlight', lq, '--flash', flash, '--out', str(tmp_path / 'c.png')])
+
+
+def test_the_shipped_weights_are_in_the_repository_and_build():
+    """weights/fcdfn_small.pth is committed, carries its network_g and trains-with meta, and runs."""
+    from fcdfn_plugin.utils.inference import SHIPPED_WEIGHTS, build_trained_network
+    with open(os.path.join(REPO_ROOT, 'options', 'fcdfn_small.yml')) as handle:
+        small = yaml.safe_load(handle)
+    checkpoint = torch.load(SHIPPED_WEIGHTS, map_location='cpu', weights_only=True)
+    assert checkpoint['network_g'] == small['network_g'] and checkpoint['meta']['options'] == 'fcdfn_small.yml'
+    net, source = build_trained_network(SHIPPED_WEIGHTS)
+    lq, flash = torch.full((1, 3, 40, 36), 0.02), torch.full((1, 3, 40, 36), 0.3)
+    with torch.no_grad():
+        out = net(lq, flash)
+    assert out.shape == lq.shape and torch.isfinite(out).all() and out.mean() > lq.mean()  # it brightens
+
+
 def test_every_options_file_builds_through_the_registries(toy_prepared):
     from basicsr.archs import build_network
     from basicsr.data import build_dataset

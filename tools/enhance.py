@@ -1,7 +1,11 @@
 """Enhance a real low-light / flash pair of any size with trained FCDFN weights.
 
-    python tools/enhance.py --lowlight dark.png --flash flash.png --weights net_g_latest.pth --out result.png \
-        [-opt options/fcdfn.yml] [--tile 512] [--compare side_by_side.png] [--sigma-read R --sigma-shot S]
+    python tools/enhance.py --lowlight dark.png --flash flash.png --out result.png \
+        [--weights net_g_latest.pth] [-opt options/fcdfn.yml] [--tile 512] [--compare side_by_side.png] \
+        [--sigma-read R --sigma-shot S]
+
+Without ``--weights`` the model shipped with the repository is used (``weights/fcdfn_small.pth``,
+FCDFN small trained on the offline toy FAID by ``make small-model``; see docs/RESULTS.md).
 
 The network is built from ``network_g`` of the options the weights were trained with: ``-opt`` if
 given, else the ``network_g`` stored in the checkpoint, else the options file that ``tools/train.py``
@@ -56,7 +60,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--lowlight', required=True, help='dark, noisy photo (no flash)')
     parser.add_argument('--flash', required=True, help='flash photo of the same scene')
-    parser.add_argument('--weights', required=True, help='net_g_*.pth written by tools/train.py')
+    parser.add_argument('--weights', default=None,
+                        help='net_g_*.pth written by tools/train.py; default: the shipped weights/fcdfn_small.pth')
     parser.add_argument('--out', required=True, help='where to write the enhanced image')
     parser.add_argument('-opt', default=None,
                         help='options file the weights were trained with (its network_g is used); default: the '
@@ -83,6 +88,14 @@ def main(argv=None):
 
     from fcdfn_plugin.models.fcdfn_model import enhance_pair
 
+    from fcdfn_plugin.utils.inference import SHIPPED_WEIGHTS
+    if args.weights is None:
+        if not osp.isfile(SHIPPED_WEIGHTS):
+            raise SystemExit(f'error: no --weights given and the shipped weights {SHIPPED_WEIGHTS!r} are missing '
+                             '(a partial checkout? `make small-model` trains them again).')
+        args.weights = SHIPPED_WEIGHTS
+        print(f'No --weights given: using the shipped FCDFN small model, {osp.relpath(SHIPPED_WEIGHTS)} '
+              '(trained on the offline toy FAID; see docs/RESULTS.md).', flush=True)
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     net, source = build_network(args.opt, args.weights, device)
     print(f'Network: {type(net).__name__} from {source}', flush=True)
