@@ -8,9 +8,9 @@ SMALL_NET = {'type': 'FCDFNArch', 'base_channels': 8, 'depth': 3, 'num_basis': 8
              'coarse_kernel_size': 5, 'coarse_dilation': 2}
 
 
-def make_model(tile=None, is_train=True, **train_options):
+def make_model(tile=None, is_train=True, network=SMALL_NET, **train_options):
     opt = {'num_gpu': 0, 'is_train': is_train, 'dist': False, 'rank': 0, 'world_size': 1,
-           'network_g': dict(SMALL_NET), 'path': {},
+           'network_g': dict(network), 'path': {},
            'train': {'optim_g': {'type': 'Adam', 'lr': 1e-3},
                      'scheduler': {'type': 'MultiStepLR', 'milestones': [100], 'gamma': 0.5},
                      'pixel_opt': {'type': 'FCDFNLoss'}},
@@ -162,3 +162,15 @@ def test_channels_last_converts_network_and_batch():
 def test_bad_precision_options_name_the_key(key, value):
     with pytest.raises(ValueError, match=f'train.{key}'):
         make_model(**{key: value})
+
+
+def test_amp_output_of_a_plain_conv_network_is_cast_to_float32_for_the_loss():
+    """LSD2Arch ends in a convolution, so its autocast output is bfloat16; the loss sees float32."""
+    model = make_model(amp='bf16', network={'type': 'LSD2Arch', 'base_channels': 4, 'depth': 2})
+    raw = []
+    hook = model.net_g.register_forward_hook(lambda module, args, out: raw.append(out.dtype))
+    model.feed_data(batch())
+    model.optimize_parameters(1)
+    hook.remove()
+    assert raw == [torch.bfloat16] and model.output.dtype == torch.float32
+    assert torch.isfinite(torch.tensor(model.get_current_log()['l_total']))
