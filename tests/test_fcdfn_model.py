@@ -136,7 +136,7 @@ def test_amp_autocasts_the_network_and_stays_close_to_float32(amp, dtype):
     assert (model.grad_scaler is not None) == (amp == 'fp16')
     assert all(p.dtype == torch.float32 for p in model.net_g.parameters())
     assert abs(loss - loss32) <= 2e-2 * loss32
-    assert torch.nn.functional.cosine_similarity(grads, grads32, dim=0) > 0.98
+    assert torch.nn.functional.cosine_similarity(grads, grads32, dim=0) > 0.995
 
 
 def test_fp16_clips_the_unscaled_gradient():
