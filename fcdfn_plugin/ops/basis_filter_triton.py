@@ -24,6 +24,7 @@ tests use; it is slow and meant for checking correctness only.
 GPU speed and the block sizes below are unmeasured (no GPU was available when this was written);
 ``tools/gpu_check.sh`` measures them.
 """
+import contextlib
 import math
 
 import torch
@@ -243,6 +244,11 @@ def _check(padded, coeffs, basis, bias):
         raise RuntimeError(f"impl='fused' runs on CUDA tensors (or CPU under TRITON_INTERPRET=1), got {padded.device}")
 
 
+def _on_device(device):
+    """Triton launches on the current CUDA device: make it the tensors' one (DDP: one GPU per process)."""
+    return torch.cuda.device(device) if device.type == 'cuda' else contextlib.nullcontext()
+
+
 def _meta(padded, coeffs, basis):
     channels = padded.shape[1]
     num_basis, kernel_size = basis.shape[1], basis.shape[-1]
@@ -307,12 +313,14 @@ class FusedBasisFilter(torch.autograd.Function):
         _check(padded, coeffs, basis, bias)
         ctx.save_for_backward(padded, coeffs, basis, bias)
         ctx.dilation = dilation
-        return _forward(padded, coeffs, basis, bias, dilation)
+        with _on_device(padded.device):
+            return _forward(padded, coeffs, basis, bias, dilation)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
         padded, coeffs, basis, bias = ctx.saved_tensors
-        grads = _backward(padded, coeffs, basis, bias, ctx.dilation, grad_out.to(padded.dtype),
-                          ctx.needs_input_grad[:4])
+        with _on_device(padded.device):
+            grads = _backward(padded, coeffs, basis, bias, ctx.dilation, grad_out.to(padded.dtype),
+                              ctx.needs_input_grad[:4])
         return grads + (None,)
