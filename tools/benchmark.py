@@ -6,7 +6,8 @@
     python tools/benchmark.py model [--base-channels 16 --depth 3 --num-basis 16] [--megapixels 1 12] [--json out.json]
                                     [--device cpu|cuda] [--amp bf16|fp16|none] [--filter-impl auto|banded|fused]
     python tools/benchmark.py dist [--iters 60] [--batch 16]
-    python tools/benchmark.py step -opt options/table1/*_small.yml [--batch 8] [--crop 64] [--repeat 3] [--rounds 1] [--amp bf16]
+    python tools/benchmark.py step -opt options/table1/*_small.yml [--batch 8] [--crop 64] [--repeat 3] [--rounds 1]
+                                   [--amp bf16]
 
 ``op``: time and peak resident memory above the inputs of one forward+backward of ``basis_filter``
 (banded, the kept design), ``basis_filter_conv`` (design (a)) and a naive unfold filter, each in its
@@ -20,8 +21,8 @@ naive). Without a visible GPU ``--device cuda`` stops with an error.
 
 ``model``: (1) one training step (forward, FCDFNLoss, backward, Adam) of FCDFNArch and DeepFnFArch at the
 same backbone width, and their ratio (``--amp bf16|fp16``: the forward under autocast, the loss in float32,
-fp16 with a GradScaler, as ``train.amp`` of FCDFNModel; ``--filter-impl``: the archs' ``filter_impl``); (2) inference of FCDFNArch per megapixel on 4:3 pairs of each
-``--megapixels`` size, tiled (two passes, see ``FCDFNModel``), with the peak memory above the inputs
+fp16 with a GradScaler, as ``train.amp`` of FCDFNModel; ``--filter-impl``: the archs' ``filter_impl``);
+(2) inference of FCDFNArch per megapixel on 4:3 pairs of each ``--megapixels`` size, tiled (two passes, see ``FCDFNModel``), with the peak memory above the inputs
 (resident memory on CPU, ``torch.cuda.max_memory_allocated`` on CUDA). Each measurement runs in its
 own process (``--megapixels`` with no value skips inference). ``--json`` writes everything.
 
@@ -85,7 +86,8 @@ def op_worker(args):
 
     import torch
     from fcdfn_plugin.ops import basis_filter, basis_filter_conv
-    fn = {'banded': functools.partial(basis_filter, impl='banded'), 'fused': functools.partial(basis_filter, impl='fused'),
+    fn = {'banded': functools.partial(basis_filter, impl='banded'),
+          'fused': functools.partial(basis_filter, impl='fused'),
           'conv': basis_filter_conv, 'naive': naive_unfold_filter}[args.worker]
     device = torch.device(args.device)
     cuda = device.type == 'cuda'

@@ -35,7 +35,8 @@ def saecnn_filter(image, coeffs, bases, biases, residual_weights, mode='cascade'
         response = image
         identity_gain = 1
         for basis, bias, alpha in zip(bases, biases, residual_weights):
-            response = basis_filter(response, coeffs, basis, bias, padding_mode=padding_mode, impl=impl) + alpha * response
+            filtered = basis_filter(response, coeffs, basis, bias, padding_mode=padding_mode, impl=impl)
+            response = filtered + alpha * response
             identity_gain = identity_gain * alpha
         # removes the bare identity path alpha_L...alpha_1 I, which involves no kernel at all
         return response - identity_gain * image
