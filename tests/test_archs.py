@@ -112,3 +112,23 @@ def test_adaptive_gain_starts_as_global_and_learns_a_per_image_colour():
     assert torch.allclose(ratio[:, 0], torch.full_like(ratio[:, 0], math.e), rtol=1e-4)  # bounded to e
     assert torch.allclose(parts['lowlight'][:, 1:], reference['lowlight'][:, 1:])
     assert torch.allclose(parts['flash'], reference['flash'])
+
+
+@pytest.mark.parametrize('cls,options', [(FCDFNArch, {}), (DeepFnFArch, {}),
+                                         (DeepFnFArch, dict(variant='official'))])
+def test_filter_impl_reaches_every_filtering(cls, options, monkeypatch):
+    """'banded' is what 'auto' runs; 'fused' reaches the op (on CPU without Triton's interpreter, its
+    clear error); a bad value is named. The fused kernel itself: tests/test_ops_fused.py."""
+    monkeypatch.delenv('TRITON_INTERPRET', raising=False)
+    lq, flash = pair(20, 24)
+    kwargs = dict(sigma_read=torch.full((1,), 5e-3), sigma_shot=torch.full((1,), 3e-2)) if options else {}
+    outputs = []
+    for impl in ('auto', 'banded'):
+        torch.manual_seed(0)
+        outputs.append(cls(**SMALL, **options, filter_impl=impl)(lq, flash, **kwargs))
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=0)
+    torch.manual_seed(0)
+    with pytest.raises(RuntimeError, match="impl='fused'.*TRITON_INTERPRET"):
+        cls(**SMALL, **options, filter_impl='fused')(lq, flash, **kwargs)
+    with pytest.raises(ValueError, match='filter_impl'):
+        cls(**SMALL, **options, filter_impl='triton')

@@ -1,4 +1,4 @@
-"""FCDFNModel in-process: feeding, the non-finite-loss stop, tiled inference."""
+"""FCDFNModel in-process: feeding, the non-finite-loss stop, tiled inference, mixed precision."""
 import pytest
 import torch
 
@@ -8,13 +8,14 @@ SMALL_NET = {'type': 'FCDFNArch', 'base_channels': 8, 'depth': 3, 'num_basis': 8
              'coarse_kernel_size': 5, 'coarse_dilation': 2}
 
 
-def make_model(tile=None, is_train=True):
+def make_model(tile=None, is_train=True, network=SMALL_NET, **train_options):
     opt = {'num_gpu': 0, 'is_train': is_train, 'dist': False, 'rank': 0, 'world_size': 1,
-           'network_g': dict(SMALL_NET), 'path': {},
+           'network_g': dict(network), 'path': {},
            'train': {'optim_g': {'type': 'Adam', 'lr': 1e-3},
                      'scheduler': {'type': 'MultiStepLR', 'milestones': [100], 'gamma': 0.5},
                      'pixel_opt': {'type': 'FCDFNLoss'}},
            'val': {'metrics': {}}}
+    opt['train'].update(train_options)
     if tile is not None:
         opt['val']['tile'] = tile
     torch.manual_seed(0)
@@ -89,3 +90,87 @@ def test_tiled_inference_equals_untiled(arch):
     from fcdfn_plugin.utils.tiling import tiled_forward
     naive = tiled_forward(net, [lq, flash], tile=96, overlap=64, multiple=net.pad_multiple, edge_margin=24)
     assert (naive - whole).abs().max().item() > 1e-3
+
+
+def perturbed_model(**train_options):
+    """A small model whose heads are not at their near-identity init (so every part of the net matters)."""
+    model = make_model(**train_options)
+    generator = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for param in model.net_g.parameters():
+            param.add_(0.05 * torch.randn(param.shape, generator=generator))
+    return model
+
+
+def train_step(model, max_skipped=0):
+    """optimize_parameters on the fixed batch: (loss, the first conv's output dtype, gradient vector).
+
+    fp16: GradScaler starts at 2**16 and skips steps whose scaled gradients overflow, halving the
+    scale; up to ``max_skipped`` such steps are checked (scale halved, weights untouched) and retried.
+    """
+    seen = []
+    hook = model.net_g.encoder_lowlight.register_forward_hook(lambda module, args, out: seen.append(out[0].dtype))
+    model.feed_data(batch())
+    for iteration in range(1, max_skipped + 2):
+        before = [p.detach().clone() for p in model.net_g.parameters()]
+        scale = model.grad_scaler.get_scale() if model.grad_scaler is not None else None
+        model.optimize_parameters(iteration)
+        grads = torch.cat([p.grad.flatten() for p in model.net_g.parameters() if p.grad is not None])
+        if torch.isfinite(grads).all():
+            break
+        assert iteration <= max_skipped, 'gradients still not finite'
+        assert model.grad_scaler.get_scale() == scale / 2
+        assert all(torch.equal(a, p) for a, p in zip(before, model.net_g.parameters()))
+    hook.remove()
+    return model.get_current_log()['l_total'], seen[0], grads
+
+
+@pytest.mark.parametrize('amp,dtype', [('bf16', torch.bfloat16), ('fp16', torch.float16)])
+def test_amp_autocasts_the_network_and_stays_close_to_float32(amp, dtype):
+    """CPU autocast works for both (fp16 with a GradScaler): loss and gradients close to float32."""
+    loss32, dtype32, grads32 = train_step(perturbed_model())
+    model = perturbed_model(amp=amp)
+    loss, seen, grads = train_step(model, max_skipped=16 if amp == 'fp16' else 0)
+    assert dtype32 == torch.float32 and seen == dtype  # the encoder really ran in 16 bits
+    assert model.output.dtype == torch.float32  # the loss was computed in float32
+    assert (model.grad_scaler is not None) == (amp == 'fp16')
+    assert all(p.dtype == torch.float32 for p in model.net_g.parameters())
+    assert abs(loss - loss32) <= 2e-2 * loss32
+    assert torch.nn.functional.cosine_similarity(grads, grads32, dim=0) > 0.995
+
+
+def test_fp16_clips_the_unscaled_gradient():
+    """With a GradScaler the gradients are unscaled before clipping: their norm ends at the clip norm
+    (clipping the scaled ones would leave it 2**16 times smaller after unscaling)."""
+    model = perturbed_model(amp='fp16', grad_clip_norm=1e-3)
+    _, _, grads = train_step(model, max_skipped=16)
+    assert model.grad_scaler.get_scale() > 1
+    assert float(grads.norm()) == pytest.approx(1e-3, rel=1e-2)
+
+
+def test_channels_last_converts_network_and_batch():
+    reference, _, _ = train_step(perturbed_model())
+    model = perturbed_model(channels_last=True)
+    conv_weights = [p for p in model.net_g.parameters() if p.dim() == 4]
+    assert conv_weights and all(p.is_contiguous(memory_format=torch.channels_last) for p in conv_weights)
+    loss, _, _ = train_step(model)
+    assert model.lq.is_contiguous(memory_format=torch.channels_last)
+    assert loss == pytest.approx(reference, rel=1e-5)
+
+
+@pytest.mark.parametrize('key,value', [('amp', 'fp8'), ('amp', 'float16'), ('channels_last', 'yes')])
+def test_bad_precision_options_name_the_key(key, value):
+    with pytest.raises(ValueError, match=f'train.{key}'):
+        make_model(**{key: value})
+
+
+def test_amp_output_of_a_plain_conv_network_is_cast_to_float32_for_the_loss():
+    """LSD2Arch ends in a convolution, so its autocast output is bfloat16; the loss sees float32."""
+    model = make_model(amp='bf16', network={'type': 'LSD2Arch', 'base_channels': 4, 'depth': 2})
+    raw = []
+    hook = model.net_g.register_forward_hook(lambda module, args, out: raw.append(out.dtype))
+    model.feed_data(batch())
+    model.optimize_parameters(1)
+    hook.remove()
+    assert raw == [torch.bfloat16] and model.output.dtype == torch.float32
+    assert torch.isfinite(torch.tensor(model.get_current_log()['l_total']))

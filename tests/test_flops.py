@@ -36,6 +36,8 @@ def test_flops_counts_parameters_and_the_filter_op(repo_root, tmp_path, capsys, 
     monkeypatch.undo()
     tool.main(['-opt', str(options), '--size', '32', '40'])
     assert 'M parameters' in capsys.readouterr().out
+    # filter_impl: fused (CUDA only) is counted as the banded op: the same multiply-adds
+    assert tool.complexity(dict(network, filter_impl='fused'), 32, 40) == (params, flops)
 
 
 def _distinct_networks(paths):

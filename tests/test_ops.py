@@ -158,3 +158,21 @@ def test_tent_lowpass_keeps_constants_and_coarse_box_keeps_constants():
     basis = torch.randn(1, 2, 15, 15)
     bias = torch.full((1, 1, 40, 41), 1 / 225)
     torch.testing.assert_close(coarse_filter(constant, coeffs, basis, bias, dilation=4), constant)
+
+
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+def test_mixed_dtypes_under_autocast_compute_in_float32(dtype):
+    """Under autocast the coefficients and basis come out of convolutions in 16 bits next to a float32
+    image and bias: the op promotes to float32 (its GEMMs would otherwise mix dtypes), and every
+    gradient comes back in its input's dtype."""
+    image, coeffs, basis, bias = random_inputs(2, 3, 4, 5, 13, 11)
+    leaves = [image, coeffs.to(dtype), basis.to(dtype), bias]
+    leaves = [t.clone().requires_grad_() for t in leaves]
+    with torch.autocast('cpu', dtype=dtype):
+        out = basis_filter(*leaves, dilation=2)
+        coarse = coarse_filter(*leaves, dilation=2)
+    assert out.dtype == coarse.dtype == torch.float32
+    out.sum().backward()
+    assert [t.grad.dtype for t in leaves] == [torch.float32, dtype, dtype, torch.float32]
+    expected = unfold_reference(image, leaves[1].detach().float(), leaves[2].detach().float(), bias, 2, 'reflect')
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)

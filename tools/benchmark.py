@@ -1,22 +1,30 @@
 """Benchmarks, one argparse subcommand each.
 
     python tools/benchmark.py op [--size 224] [--batch 4] [--num-basis 90] [--kernel 15] [--repeat 3] [--rounds 2]
+                                 [--device cpu|cuda] [--impls banded conv naive fused]
     python tools/benchmark.py init [--arch FCDFNArch] [--base-channels 16 --depth 3 --num-basis 16]
     python tools/benchmark.py model [--base-channels 16 --depth 3 --num-basis 16] [--megapixels 1 12] [--json out.json]
+                                    [--device cpu|cuda] [--amp bf16|fp16|none] [--filter-impl auto|banded|fused]
     python tools/benchmark.py dist [--iters 60] [--batch 16]
     python tools/benchmark.py step -opt options/table1/*_small.yml [--batch 8] [--crop 64] [--repeat 3] [--rounds 1]
+                                   [--amp bf16]
 
 ``op``: time and peak resident memory above the inputs of one forward+backward of ``basis_filter``
 (banded, the kept design), ``basis_filter_conv`` (design (a)) and a naive unfold filter, each in its
 own process so one's allocations cannot hide another's peak. Time is the minimum over repeats and
 alternating rounds (the machine may be shared); memory is VmHWM minus VmRSS after the inputs exist and the code paths
 were warmed up on a tiny problem (so loading libraries is not counted). Linux only (/proc).
+``--device cuda`` times with synchronisation after one untimed step at the full size (Triton compiles
+``fused`` for it) and reports ``torch.cuda.max_memory_allocated`` above the inputs; ``fused`` (the
+Triton kernel, ``basis_filter(impl='fused')``) runs on CUDA only (default impls there: fused, banded,
+naive). Without a visible GPU ``--device cuda`` stops with an error.
 
 ``model``: (1) one training step (forward, FCDFNLoss, backward, Adam) of FCDFNArch and DeepFnFArch at the
-same backbone width, and their ratio; (2) inference of FCDFNArch per megapixel on 4:3 pairs of each
-``--megapixels`` size, tiled (two passes, see ``FCDFNModel``), with the peak memory above the inputs
+same backbone width, and their ratio (``--amp bf16|fp16``: the forward under autocast, the loss in float32,
+fp16 with a GradScaler, as ``train.amp`` of FCDFNModel; ``--filter-impl``: the archs' ``filter_impl``);
+(2) inference of FCDFNArch per megapixel on 4:3 pairs of each ``--megapixels`` size, tiled (two passes, see ``FCDFNModel``), with the peak memory above the inputs
 (resident memory on CPU, ``torch.cuda.max_memory_allocated`` on CUDA). Each measurement runs in its
-own process. ``--json`` writes everything.
+own process (``--megapixels`` with no value skips inference). ``--json`` writes everything.
 
 ``dist``: training throughput of ``options/fcdfn_demo.yml`` on the toy FAID (built if missing) with
 one process and a batch of ``--batch`` against ``torchrun`` with two processes of half that batch
@@ -37,7 +45,18 @@ import subprocess
 import sys
 import time
 
-IMPLEMENTATIONS = ('banded', 'conv', 'naive')
+IMPLEMENTATIONS = ('banded', 'conv', 'naive', 'fused')
+#: Implementations ``op`` runs when ``--impls`` is not given, per device.
+DEFAULT_IMPLS = {'cpu': ('banded', 'conv', 'naive'), 'cuda': ('fused', 'banded', 'naive')}
+AMP_CHOICES = ('none', 'bf16', 'fp16')
+
+
+def check_device(device):
+    """Stop with a clear message when ``device`` is cuda and no GPU is visible."""
+    import torch
+    if device == 'cuda' and not torch.cuda.is_available():
+        raise SystemExit('--device cuda: no CUDA GPU is visible here (torch.cuda.is_available() is False); '
+                         'run on a machine with a GPU, or use --device cpu')
 
 
 def naive_unfold_filter(image, coeffs, basis, bias, dilation=1, padding_mode='reflect'):
@@ -63,37 +82,58 @@ def _status_mb(key):
 
 def op_worker(args):
     """Runs in its own process; prints one JSON line."""
+    import functools
+
     import torch
     from fcdfn_plugin.ops import basis_filter, basis_filter_conv
-    fn = {'banded': basis_filter, 'conv': basis_filter_conv, 'naive': naive_unfold_filter}[args.worker]
+    fn = {'banded': functools.partial(basis_filter, impl='banded'),
+          'fused': functools.partial(basis_filter, impl='fused'),
+          'conv': basis_filter_conv, 'naive': naive_unfold_filter}[args.worker]
+    device = torch.device(args.device)
+    cuda = device.type == 'cuda'
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
 
     def make(batch, size, seed):
         gen = torch.Generator().manual_seed(seed)
         k, n = args.kernel, args.num_basis
-        return [torch.rand(batch, 3, size, size, generator=gen).requires_grad_(),
-                (torch.randn(batch, n, size, size, generator=gen) / n**0.5).requires_grad_(),
-                (torch.randn(batch, n, k, k, generator=gen) / k).requires_grad_(),
-                (torch.rand(batch, 1, size, size, generator=gen) / k**2).requires_grad_()]
+        return [t.to(device).requires_grad_() for t in (
+            torch.rand(batch, 3, size, size, generator=gen), torch.randn(batch, n, size, size, generator=gen) / n**0.5,
+            torch.randn(batch, n, k, k, generator=gen) / k, torch.rand(batch, 1, size, size, generator=gen) / k**2)]
 
     def step(inputs):
-        fn(*inputs).square().mean().backward()
-
-    step(make(1, 2 * args.kernel, 1))  # warm-up: load code paths and thread pools
-    inputs = make(args.batch, args.size, 0)
-    baseline = _status_mb('VmRSS')
-    times = []
-    for _ in range(args.repeat):
         for tensor in inputs:
             tensor.grad = None
+        fn(*inputs).square().mean().backward()
+        sync()
+
+    if cuda:  # warm-up at the full size: Triton specialises its kernels on the sizes
+        inputs = make(args.batch, args.size, 0)
+        step(inputs)
+        for tensor in inputs:
+            tensor.grad = None
+        torch.cuda.reset_peak_memory_stats()
+        baseline = torch.cuda.memory_allocated() / 2**20
+    else:
+        step(make(1, 2 * args.kernel, 1))  # warm-up: load code paths and thread pools
+        inputs = make(args.batch, args.size, 0)
+        baseline = _status_mb('VmRSS')
+    times = []
+    for _ in range(args.repeat):
         start = time.perf_counter()
         step(inputs)
         times.append(time.perf_counter() - start)
-    print(json.dumps({'impl': args.worker, 'seconds': min(times), 'all_seconds': times,
-                      'peak_above_inputs_mb': _status_mb('VmHWM') - baseline}))
+    peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else _status_mb('VmHWM')
+    print(json.dumps({'impl': args.worker, 'device': args.device, 'seconds': min(times), 'all_seconds': times,
+                      'peak_above_inputs_mb': peak - baseline}))
 
 
 def op_command(args):
     import torch
+    check_device(args.device)
+    args.impls = args.impls or list(DEFAULT_IMPLS[args.device])
+    if 'fused' in args.impls and args.device != 'cuda':
+        raise SystemExit("--impls fused needs --device cuda (on CPU the Triton kernel only runs in Triton's "
+                         'interpreter, for tests, not for timing)')
     results = {}
     # Rounds alternate the implementations, so a burst of load from other jobs on a shared machine
     # hits one round of each rather than all repeats of one. Reported: the best time and the
@@ -102,7 +142,7 @@ def op_command(args):
         for impl in args.impls:
             command = [sys.executable, os.path.abspath(__file__), 'op', '--worker', impl, '--size', str(args.size),
                        '--batch', str(args.batch), '--num-basis', str(args.num_basis), '--kernel', str(args.kernel),
-                       '--repeat', str(args.repeat)]
+                       '--repeat', str(args.repeat), '--device', args.device]
             done = subprocess.run(command, capture_output=True, text=True)
             if done.returncode != 0:
                 raise SystemExit(f'{impl} failed (exit {done.returncode}):\n{done.stderr[-2000:]}')
@@ -110,8 +150,9 @@ def op_command(args):
             best = results.setdefault(impl, result)  # best time, worst (largest) peak memory
             best['seconds'] = min(best['seconds'], result['seconds'])
             best['peak_above_inputs_mb'] = max(best['peak_above_inputs_mb'], result['peak_above_inputs_mb'])
+    where = torch.cuda.get_device_name() if args.device == 'cuda' else f'{torch.get_num_threads()} threads'
     print(f'basis filter, forward+backward, B={args.batch} C=3 N={args.num_basis} K={args.kernel} '
-          f'{args.size}x{args.size}, {torch.get_num_threads()} threads, '
+          f'{args.size}x{args.size}, {where}, '
           f'min of {args.repeat} repeats x {args.rounds} alternating rounds')
     print(f'{"impl":8s} {"seconds":>8s} {"peak MB":>9s} {"naive/impl time":>16s} {"naive/impl memory":>18s}')
     naive = results.get('naive')
@@ -169,7 +210,8 @@ def init_command(args):
 
 def _model_options(args):
     """Backbone options shared by both archs (equal width, depth and N; each keeps its kernel defaults)."""
-    return dict(base_channels=args.base_channels, depth=args.depth, num_basis=args.num_basis)
+    return dict(base_channels=args.base_channels, depth=args.depth, num_basis=args.num_basis,
+                filter_impl=args.filter_impl)
 
 
 def model_worker(args):
@@ -188,17 +230,29 @@ def model_worker(args):
         arch = args.worker[len('train-'):]
         net = ARCH_REGISTRY.get(arch)(**_model_options(args)).to(device)
         loss_fn, optimizer = FCDFNLoss(), torch.optim.Adam(net.parameters(), lr=1e-4)
+        amp_dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(args.amp)
+        scaler = torch.amp.GradScaler(device.type) if args.amp == 'fp16' else None
         lq, flash, gt = (torch.rand(args.batch, 3, args.size, args.size, device=device) for _ in range(3))
         times = []
         for _ in range(args.repeat + 1):  # the first step warms up
             sync()
             start = time.perf_counter()
             optimizer.zero_grad()
-            loss_fn(net(lq * 0.2, flash), gt).backward()
-            optimizer.step()
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                out = net(lq * 0.2, flash)
+            loss = loss_fn(out.float(), gt)  # as FCDFNModel with train.amp: the loss in float32
+            if scaler is None:
+                loss.backward()
+                optimizer.step()
+            else:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
             sync()
             times.append(time.perf_counter() - start)
-        print(json.dumps({'arch': arch, 'seconds': min(times[1:]), 'params': sum(p.numel() for p in net.parameters())}))
+        peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == 'cuda' else _status_mb('VmHWM')
+        print(json.dumps({'arch': arch, 'seconds': min(times[1:]), 'params': sum(p.numel() for p in net.parameters()),
+                          'amp': args.amp, 'peak_memory_mb': peak}))
         return
     net = ARCH_REGISTRY.get('FCDFNArch')(**_model_options(args)).to(device).eval()
     width = int(round((args.mp * 1e6 * 4 / 3) ** 0.5))
@@ -224,8 +278,13 @@ def model_worker(args):
 
 
 def model_command(args):
+    check_device(args.device)
+    if args.filter_impl == 'fused' and args.device != 'cuda':
+        raise SystemExit('--filter-impl fused needs --device cuda')
+
     def run(worker, extra=()):
         command = [sys.executable, os.path.abspath(__file__), 'model', '--worker', worker, '--device', args.device,
+                   '--amp', args.amp, '--filter-impl', args.filter_impl,
                    '--base-channels', str(args.base_channels), '--depth', str(args.depth),
                    '--num-basis', str(args.num_basis), '--batch', str(args.batch), '--size', str(args.size),
                    '--repeat', str(args.repeat), '--tile', str(args.tile), '--overlap', str(args.overlap), *extra]
@@ -234,11 +293,12 @@ def model_command(args):
             raise SystemExit(f'{worker} failed (exit {done.returncode}):\n{done.stderr[-2000:]}')
         return json.loads(done.stdout.strip().splitlines()[-1])
 
-    report = {'device': args.device, 'options': _model_options(args), 'train': {}, 'inference': []}
+    report = {'device': args.device, 'amp': args.amp, 'options': _model_options(args), 'train': {}, 'inference': []}
     for arch in ('FCDFNArch', 'DeepFnFArch'):
         report['train'][arch] = run(f'train-{arch}')
-        print(f'train step {arch:12s} B={args.batch} {args.size}x{args.size}: '
-              f'{report["train"][arch]["seconds"]:.3f} s ({report["train"][arch]["params"]:,} parameters)', flush=True)
+        print(f'train step {arch:12s} B={args.batch} {args.size}x{args.size} amp {args.amp} filter {args.filter_impl}: '
+              f'{report["train"][arch]["seconds"]:.3f} s ({report["train"][arch]["params"]:,} parameters, peak memory '
+              f'{report["train"][arch]["peak_memory_mb"]:.0f} MB)', flush=True)
     ratio = report['train']['FCDFNArch']['seconds'] / report['train']['DeepFnFArch']['seconds']
     report['train_ratio_fcdfn_over_deepfnf'] = ratio
     print(f'FCDFN step / DeepFnF step: {ratio:.2f}', flush=True)
@@ -316,6 +376,8 @@ def step_worker(args):
     with open(args.opt[0]) as handle:
         opt = yaml.safe_load(handle)
     cuda = args.device == 'cuda'
+    if args.amp is not None:
+        opt['train']['amp'] = None if args.amp == 'none' else args.amp
     opt.update(is_train=True, dist=False, rank=0, world_size=1, num_gpu=1 if cuda else 0)
     opt['path'] = {key: value for key, value in (opt.get('path') or {}).items() if key != 'resume_state'}
     opt['path']['pretrain_network_g'] = None
@@ -345,12 +407,14 @@ def step_worker(args):
 
 
 def step_command(args):
+    check_device(args.device)
     runs = {path: [] for path in args.opt}
     for round_index in range(args.rounds):  # files alternate, so a busy spell on a shared machine hits them all
         for path in args.opt:
             command = [sys.executable, os.path.abspath(__file__), 'step', '--worker', '-opt', path,
                        '--batch', str(args.batch), '--crop', str(args.crop), '--repeat', str(args.repeat),
-                       '--warmup', str(args.warmup), '--device', args.device]
+                       '--warmup', str(args.warmup), '--device', args.device] + (
+                           ['--amp', args.amp] if args.amp else [])
             done = subprocess.run(command, capture_output=True, text=True)
             if done.returncode != 0:
                 raise SystemExit(f'{path} failed (exit {done.returncode}; -9: out of memory?):\n{done.stderr[-2000:]}')
@@ -382,7 +446,9 @@ def main(argv=None):
     op.add_argument('--kernel', type=int, default=15)
     op.add_argument('--repeat', type=int, default=3, help='timed runs per process')
     op.add_argument('--rounds', type=int, default=2, help='processes per implementation, alternating')
-    op.add_argument('--impls', nargs='+', choices=IMPLEMENTATIONS, default=list(IMPLEMENTATIONS))
+    op.add_argument('--impls', '--impl', nargs='+', choices=IMPLEMENTATIONS, default=None,
+                    help='default: banded conv naive on cpu, fused banded naive on cuda (fused: cuda only)')
+    op.add_argument('--device', default='cpu', choices=('cpu', 'cuda'))
     op.add_argument('--worker', choices=IMPLEMENTATIONS, help=argparse.SUPPRESS)
     init = commands.add_parser('init', help='untrained network: first loss on dark inputs, train-step time')
     init.add_argument('--arch', default='FCDFNArch', choices=('FCDFNArch', 'DeepFnFArch'))
@@ -400,10 +466,13 @@ def main(argv=None):
     model.add_argument('--batch', type=int, default=4, help='train-step batch')
     model.add_argument('--size', type=int, default=128, help='train-step crop')
     model.add_argument('--repeat', type=int, default=3)
-    model.add_argument('--megapixels', type=float, nargs='+', default=[1, 12])
+    model.add_argument('--megapixels', type=float, nargs='*', default=[1, 12], help='none: no inference runs')
     model.add_argument('--tile', type=int, default=512)
     model.add_argument('--overlap', type=int, default=128)
-    model.add_argument('--device', default='cpu')
+    model.add_argument('--device', default='cpu', choices=('cpu', 'cuda'))
+    model.add_argument('--amp', default='none', choices=AMP_CHOICES, help='autocast of the training forward')
+    model.add_argument('--filter-impl', default='auto', choices=('auto', 'banded', 'fused'),
+                       help="the archs' filter_impl (fused: cuda only)")
     model.add_argument('--json', default=None, help='write the results here')
     model.add_argument('--worker', help=argparse.SUPPRESS)
     model.add_argument('--mp', type=float, help=argparse.SUPPRESS)
@@ -418,6 +487,7 @@ def main(argv=None):
     step.add_argument('--warmup', type=int, default=1, help='untimed steps first')
     step.add_argument('--rounds', type=int, default=1, help='processes per file, alternating between files')
     step.add_argument('--device', default='cpu', choices=('cpu', 'cuda'))
+    step.add_argument('--amp', default=None, choices=AMP_CHOICES, help="override the options' train.amp")
     step.add_argument('--json', default=None, help='write the results here')
     step.add_argument('--worker', action='store_true', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

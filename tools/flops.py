@@ -66,6 +66,8 @@ def complexity(network_options, height=224, width=224):
     """
     from mmengine.analysis import FlopAnalyzer
     network_options = dict(network_options)
+    if network_options.get('filter_impl') == 'fused':  # CUDA only; the banded op does the same multiply-adds
+        network_options['filter_impl'] = 'banded'
     arch = ARCH_REGISTRY.get(network_options.pop('type'))
     model = arch(**network_options).eval()
     traced = _WithNoiseLevel(model) if getattr(model, 'needs_noise_level', False) else model

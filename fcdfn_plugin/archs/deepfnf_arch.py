@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-from ..ops import basis_filter, coarse_filter, tent_lowpass
+from ..ops import FILTER_IMPLS, basis_filter, coarse_filter, tent_lowpass
 from .unet_blocks import (BasisDecoder, PixelDecoder, UNetEncoder, check_choice, check_kernel_size, check_pair,
                           context_sums, global_context, init_small_, init_zero_, level_widths, log_of, pad_to_multiple)
 
@@ -193,6 +193,7 @@ class DeepFnFArch(nn.Module):
         flash_gain: initial learnable gain of the flash input (fcdfn only; null = 2.0).
         padding_mode: 'reflect' or 'zeros', the per-pixel filters' borders.
         variant: 'fcdfn' or 'official'.
+        filter_impl: implementation of the per-pixel filterings ('auto', 'banded', 'fused'), as FCDFNArch.
 
     ``forward(lq, flash, context=None, sigma_read=None, sigma_shot=None)``: (B,3,H,W) each, any H, W
     -> (B,3,H,W), not clamped. ``needs_noise_level`` is True for the official variant, which then
@@ -204,19 +205,20 @@ class DeepFnFArch(nn.Module):
 
     def __init__(self, in_channels=3, base_channels=64, depth=None, num_basis=90, kernel_size=15,
                  coarse_kernel_size=15, coarse_dilation=4, lowlight_gain=7.0, flash_gain=None,
-                 padding_mode='reflect', variant='fcdfn'):
+                 padding_mode='reflect', variant='fcdfn', filter_impl='auto'):
         super().__init__()
         check_choice('variant', variant, VARIANTS)
         check_kernel_size('kernel_size', kernel_size)
         check_kernel_size('coarse_kernel_size', coarse_kernel_size)
         check_choice('padding_mode', padding_mode, ('reflect', 'zeros'))
+        check_choice('filter_impl', filter_impl, FILTER_IMPLS)
         if int(coarse_dilation) != coarse_dilation or coarse_dilation < 1:
             raise ValueError(f'coarse_dilation must be a positive integer, got {coarse_dilation!r}')
         depth = PAPER_DEPTH[variant] if depth is None else depth
         self.variant = variant
         self.in_channels, self.num_basis = in_channels, num_basis
         self.kernel_size, self.coarse_kernel_size, self.coarse_dilation = kernel_size, coarse_kernel_size, coarse_dilation
-        self.padding_mode = padding_mode
+        self.padding_mode, self.filter_impl = padding_mode, filter_impl
         self.pad_multiple = 2**(depth - 1)
         self.needs_noise_level = variant == 'official'
         widths = level_widths(base_channels, depth)
@@ -315,8 +317,10 @@ class DeepFnFArch(nn.Module):
         bias_fine, bias_coarse = (self.bias_head(pixel_features) + self.bias_offset).split(1, dim=1)
         basis_fine, basis_coarse = self.decoder_basis(context)
         # linear in the image: gain applied to the output, so no gradient w.r.t. the input is needed
-        out = basis_filter(lowlight, coeffs, basis_fine, bias_fine, padding_mode=self.padding_mode)
-        out = out + coarse_filter(lowlight, coeffs, basis_coarse, bias_coarse, self.coarse_dilation, self.padding_mode)
+        out = basis_filter(lowlight, coeffs, basis_fine, bias_fine, padding_mode=self.padding_mode,
+                           impl=self.filter_impl)
+        out = out + coarse_filter(lowlight, coeffs, basis_coarse, bias_coarse, self.coarse_dilation, self.padding_mode,
+                                  self.filter_impl)
         return out * (gain[0] / self.dc_gain)
 
     def _filter_official(self, lowlight, pixel_features, context):
@@ -328,7 +332,7 @@ class DeepFnFArch(nn.Module):
         image = lowlight.reshape(batch * channels, 1, height, width)
         coeffs = coeffs.repeat_interleave(channels, dim=0)
         basis = basis.flatten(0, 1)  # (B*C,2,N,K,K)
-        fine = basis_filter(image, coeffs, basis[:, 0], None, padding_mode=self.padding_mode)
+        fine = basis_filter(image, coeffs, basis[:, 0], None, padding_mode=self.padding_mode, impl=self.filter_impl)
         coarse = basis_filter(tent_lowpass(image, self.coarse_dilation), coeffs, basis[:, 1], None,
-                              self.coarse_dilation, self.padding_mode)
+                              self.coarse_dilation, self.padding_mode, self.filter_impl)
         return (fine + coarse).view(batch, channels, height, width) * scales * self.log_gain[0].exp()

@@ -3,7 +3,7 @@ import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-from ..ops import SAECNN_MODES, coarse_filter, saecnn_filter
+from ..ops import FILTER_IMPLS, SAECNN_MODES, coarse_filter, saecnn_filter
 from .unet_blocks import (BasisDecoder, PixelDecoder, UNetEncoder, check_choice, check_kernel_size, context_sums,
                           filter_network_dc_gain, global_context, init_small_, init_zero_, level_widths, log_of,
                           pad_to_multiple)
@@ -42,6 +42,9 @@ class FCDFNArch(nn.Module):
             gain (bounded to a factor e): the exposure and colour of the ambient light, which a
             small per-pixel network with a limited receptive field cannot see. Starts identical
             to 'global'. See docs/DESIGN.md.
+        filter_impl: implementation of every per-pixel filtering ('auto', 'banded', 'fused'; see
+            :func:`~fcdfn_plugin.ops.basis_filter`): 'auto' is the banded op everywhere for now;
+            'fused' is the Triton kernel (CUDA; GPU speed unmeasured). The weights do not depend on it.
 
     ``forward(lq, flash, context=None)``: (B,3,H,W) sRGB in [0,1] each, any H, W -> (B,3,H,W), not
     clamped. ``context`` replaces the image-level input of the basis decoders (the global average of
@@ -52,12 +55,14 @@ class FCDFNArch(nn.Module):
 
     def __init__(self, in_channels=3, base_channels=64, depth=5, num_basis=90, kernel_sizes=(15, 7, 3),
                  coarse_kernel_size=15, coarse_dilation=4, fusion='softmax', kernel_mode='cascade', use_flash=True,
-                 lowlight_gain=7.0, flash_gain=2.0, padding_mode='reflect', gain_mode='global'):
+                 lowlight_gain=7.0, flash_gain=2.0, padding_mode='reflect', gain_mode='global',
+                 filter_impl='auto'):
         super().__init__()
         check_choice('fusion', fusion, FUSIONS)
         check_choice('gain_mode', gain_mode, GAIN_MODES)
         check_choice('kernel_mode', kernel_mode, SAECNN_MODES)
         check_choice('padding_mode', padding_mode, ('reflect', 'zeros'))
+        check_choice('filter_impl', filter_impl, FILTER_IMPLS)
         kernel_sizes = tuple(int(k) for k in kernel_sizes)
         if not kernel_sizes:
             raise ValueError('kernel_sizes must name at least one layer')
@@ -69,7 +74,7 @@ class FCDFNArch(nn.Module):
         self.in_channels, self.num_basis = in_channels, num_basis
         self.kernel_sizes, self.coarse_kernel_size, self.coarse_dilation = kernel_sizes, coarse_kernel_size, coarse_dilation
         self.fusion, self.kernel_mode, self.use_flash, self.padding_mode = fusion, kernel_mode, use_flash, padding_mode
-        self.gain_mode = gain_mode
+        self.gain_mode, self.filter_impl = gain_mode, filter_impl
         self.pad_multiple = 2**(depth - 1)
         num_layers = len(kernel_sizes)
         widths = level_widths(base_channels, depth)
@@ -160,9 +165,10 @@ class FCDFNArch(nn.Module):
         for index, image in enumerate(inputs):
             layer_biases = biases[index].split(1, dim=1)  # (layers + coarse) x (B,1,Hp,Wp)
             fine = saecnn_filter(image, coeffs[index], bases[index][:-1], layer_biases[:-1],
-                                 residual[index].split(1, dim=1), self.kernel_mode, self.padding_mode)
+                                 residual[index].split(1, dim=1), self.kernel_mode, self.padding_mode,
+                                 self.filter_impl)
             coarse = coarse_filter(image, coeffs[index], bases[index][-1], layer_biases[-1],
-                                   self.coarse_dilation, self.padding_mode)
+                                   self.coarse_dilation, self.padding_mode, self.filter_impl)
             # The filter network is linear in its input image, so the global gain (and the 1/dc_gain
             # normalisation) is applied to its output: same result, but the first layers need no
             # gradient with respect to the (leaf) input image, which saves their costliest backward part.

@@ -52,7 +52,7 @@ class DSNModel(FCDFNModel):
         self.cri_degrade = build_loss(degrade_opt).to(self.device)
 
     def compute_losses(self):
-        self.output, degraded = self.net_g(self.lq, self.flash, also_degrade=quantize(self.gt),
+        self.output, degraded = self.forward_train(self.lq, self.flash, also_degrade=quantize(self.gt),
                                            **self.network_kwargs())
         loss_dict = OrderedDict()
         loss_dict['l_enhance'] = self.cri_pix(self.output, self.gt)

@@ -13,6 +13,8 @@ from fcdfn_plugin.utils.tiling import tiled_forward, tiled_weighted_sum
 TILE_DEFAULTS = {'size': 512, 'overlap': 128, 'edge_margin': None, 'min_pixels': 1024 * 1024}
 #: Per-sample noise sigmas a network with ``needs_noise_level`` gets (keys of the dataset's ``params``).
 NOISE_LEVEL_KEYS = ('sigma_read', 'sigma_shot')
+#: Values of ``train.amp``: the autocast dtype of the training forward pass (``~``: off, float32).
+AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
 @MODEL_REGISTRY.register()
@@ -28,6 +30,15 @@ class FCDFNModel(SRModel):
       does), stops with an error naming the iteration when the loss is not finite, and clips the
       gradient norm to ``train.grad_clip_norm`` when that is set. Subclasses change the loss by
       overriding :meth:`compute_losses` only (``DSNModel``).
+    * ``train.amp: bf16 | fp16 | ~`` (default ``~``, off): the network's training forward runs under
+      ``torch.autocast`` with that dtype (:meth:`forward_train`); its output is cast to float32, so
+      the loss, the backward of the loss and validation (never autocast) are float32. ``fp16`` scales
+      the loss with ``torch.amp.GradScaler`` (unscaled before ``grad_clip_norm`` clips; steps with
+      inf/NaN gradients are skipped and the scale halved); ``bf16`` needs no scaler. Both work on CPU
+      and CUDA. The scaler's state is not part of BasicSR's training states: after a resume it starts
+      again from its initial scale.
+    * ``train.channels_last: true`` (default false): the network's weights and the batches are kept
+      in channels-last memory format (faster convolutions on tensor-core GPUs; unmeasured here).
     * ``test`` runs the bare network (never the DDP wrapper, so validation on rank 0 cannot
       deadlock), and above ``val.tile.min_pixels`` pixels runs it tile by tile with blended
       overlaps, so a 12-megapixel pair fits in bounded memory.
@@ -38,6 +49,9 @@ class FCDFNModel(SRModel):
     """
 
     def __init__(self, opt):
+        # read before SRModel.__init__, which builds the network (model_to_device) and the optimiser
+        self.amp_dtype, self.channels_last = training_precision(opt)
+        self.grad_scaler = None
         super().__init__(opt)
         tile_opt = (opt.get('val') or {}).get('tile') or {}
         unknown = set(tile_opt) - set(TILE_DEFAULTS)
@@ -48,14 +62,28 @@ class FCDFNModel(SRModel):
             raise ValueError(f"val.tile.overlap ({self.tile_opt['overlap']}) must be less than half of "
                              f"val.tile.size ({self.tile_opt['size']}).")
 
+    def model_to_device(self, net):
+        if self.channels_last:  # before any DistributedDataParallel wrapping
+            net = net.to(memory_format=torch.channels_last)
+        return super().model_to_device(net)
+
+    def init_training_settings(self):
+        super().init_training_settings()
+        if self.amp_dtype == torch.float16:
+            self.grad_scaler = torch.amp.GradScaler(self.device.type)
+
+    def _to_device(self, tensor):
+        tensor = tensor.to(self.device)
+        return tensor.contiguous(memory_format=torch.channels_last) if self.channels_last else tensor
+
     def feed_data(self, data):
         for key in ('lq', 'flash'):
             if key not in data:
                 raise KeyError(f'FCDFNModel needs "{key}" in every batch; the dataset gave {sorted(data)}.')
-        self.lq = data['lq'].to(self.device)
-        self.flash = data['flash'].to(self.device)
+        self.lq = self._to_device(data['lq'])
+        self.flash = self._to_device(data['flash'])
         if 'gt' in data:
-            self.gt = data['gt'].to(self.device)
+            self.gt = self._to_device(data['gt'])
         params = data.get('params') or {}
         self.noise_level = None
         if all(key in params for key in NOISE_LEVEL_KEYS):
@@ -75,18 +103,36 @@ class FCDFNModel(SRModel):
                 f'Non-finite loss ({l_total.item()}) at iteration {current_iter}; stopping. Lower the learning '
                 'rate, or resume from the last checkpoint with --auto_resume.')
 
-        l_total.backward()
         clip_norm = self.opt['train'].get('grad_clip_norm')
+        scaler = self.grad_scaler
+        (l_total if scaler is None else scaler.scale(l_total)).backward()
         if clip_norm:
+            if scaler is not None:
+                scaler.unscale_(self.optimizer_g)  # clip the true gradients, not the scaled ones
             torch.nn.utils.clip_grad_norm_(self.net_g.parameters(), float(clip_norm))
-        self.optimizer_g.step()
+        if scaler is None:
+            self.optimizer_g.step()
+        else:
+            scaler.step(self.optimizer_g)  # skipped when the scaled gradients are not finite
+            scaler.update()
         self.log_dict = self.reduce_loss_dict(loss_dict)
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
 
+    def forward_train(self, *args, **kwargs):
+        """``net_g(*args, **kwargs)`` under ``train.amp``'s autocast; floating outputs (a tensor or a
+        tuple of them) come back as float32, so losses are computed in float32."""
+        if self.amp_dtype is None:
+            return self.net_g(*args, **kwargs)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype):
+            output = self.net_g(*args, **kwargs)
+        if isinstance(output, (tuple, list)):
+            return type(output)(_as_float32(item) for item in output)
+        return _as_float32(output)
+
     def compute_losses(self):
         """Run the network on the batch (``self.output``) and return the loss terms, ``l_total`` last."""
-        self.output = self.net_g(self.lq, self.flash, **self.network_kwargs())
+        self.output = self.forward_train(self.lq, self.flash, **self.network_kwargs())
         loss_dict = OrderedDict()
         if hasattr(self.cri_pix, 'terms'):  # FCDFNLoss: log each term
             terms = self.cri_pix.terms(self.output, self.gt)
@@ -120,6 +166,22 @@ class FCDFNModel(SRModel):
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
         super().nondist_validation(dataloader, current_iter, tb_logger, save_img)
         del self.flash  # the parent frees lq/gt/output only
+
+
+def training_precision(opt):
+    """``(autocast dtype or None, channels_last)`` from ``opt['train']`` (``amp``, ``channels_last``), checked."""
+    train = (opt.get('train') or {}) if opt.get('is_train') else {}
+    amp = train.get('amp')
+    if amp is not None and amp not in AMP_DTYPES:
+        raise ValueError(f'train.amp must be one of {sorted(AMP_DTYPES)} or ~ (off, float32), got {amp!r}')
+    channels_last = train.get('channels_last', False)
+    if not isinstance(channels_last, bool):
+        raise ValueError(f'train.channels_last must be true or false, got {channels_last!r}')
+    return AMP_DTYPES.get(amp), channels_last
+
+
+def _as_float32(value):
+    return value.float() if torch.is_tensor(value) and value.is_floating_point() else value
 
 
 def noise_level_kwargs(net, noise_level):

@@ -8,7 +8,15 @@ The kernels are built and applied one band of rows at a time, inside a custom au
 whose backward recomputes each band. Neither the per-pixel kernels (K*K*H*W floats) nor an unfold
 of the whole image are ever held, so extra memory stays at one band's worth plus the gradients of
 the inputs. ``docs/DESIGN.md`` compares this with the conv-basis design (``basis_filter_conv``).
+
+``impl='fused'`` runs the same maths as one Triton kernel per pixel tile instead
+(:mod:`fcdfn_plugin.ops.basis_filter_triton`, imported only then); ``'auto'`` is the banded op
+everywhere until the fused kernel is measured faster on a GPU.
 """
+import contextlib
+import functools
+import os
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,6 +29,9 @@ DEFAULT_TILE_PIXELS = 4096
 # 4096 -> 24 ms / 31 MiB, 16384 -> 9.2 ms / 116 MiB, 65536 -> 6.4 ms / 454 MiB; naive unfold
 # 5.7 ms / 1825 MiB. 16384 keeps 16x less memory than naive at 1.6x its time.
 CUDA_TILE_PIXELS = 16384
+#: Values of ``impl``. 'auto' is 'banded' on every device: the fused kernel becomes the CUDA default
+#: only once it is measured faster there (``tools/gpu_check.sh``); its GPU speed is unmeasured.
+IMPLS = ('auto', 'banded', 'fused')
 
 
 def pad_image(image, pad, padding_mode='reflect'):
@@ -92,6 +103,11 @@ class _BandedBasisFilter(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
+        with _autocast_off(grad_out.device):  # called inside an autocast region, bmm would change dtype
+            return _BandedBasisFilter._backward(ctx, grad_out.to(ctx.saved_tensors[0].dtype))
+
+    @staticmethod
+    def _backward(ctx, grad_out):
         padded, coeffs, basis, bias = ctx.saved_tensors
         dilation = ctx.dilation
         need_image, need_coeffs, need_basis, need_bias = ctx.needs_input_grad[:4]
@@ -189,7 +205,35 @@ def _band_terms(padded, coeffs, basis_t, bias, row0, row1, kernel_size, dilation
     return windows, kernels.view(batch, kernel_size, kernel_size, band_h, width)
 
 
-def basis_filter(image, coeffs, basis, bias=None, dilation=1, padding_mode='reflect'):
+def _autocast_off(device):
+    """Autocast disabled for ``device`` if it is on there (the ops choose their dtype themselves)."""
+    if device.type in ('cpu', 'cuda') and torch.is_autocast_enabled(device.type):
+        return torch.autocast(device.type, enabled=False)
+    return contextlib.nullcontext()
+
+
+def resolve_impl(impl):
+    """The implementation ``impl`` ('auto', 'banded', 'fused') stands for: 'auto' is 'banded' for now."""
+    if impl not in IMPLS:
+        raise ValueError(f'impl (filter_impl) must be one of {IMPLS}, got {impl!r}')
+    return 'banded' if impl == 'auto' else impl
+
+
+def _fused_function(device):
+    """The fused autograd Function, with a clear error where it cannot run."""
+    if device.type == 'cpu' and os.environ.get('TRITON_INTERPRET') != '1':
+        raise RuntimeError("impl='fused' runs on CUDA tensors; on CPU tensors only under Triton's interpreter "
+                           "(set TRITON_INTERPRET=1 before triton is imported; for tests). Use impl='banded' "
+                           "or 'auto' on CPU.")
+    try:
+        from .basis_filter_triton import FusedBasisFilter
+    except ImportError as error:
+        raise RuntimeError(f"impl='fused' needs triton, which cannot be imported ({error}); use impl='banded'") \
+            from error
+    return FusedBasisFilter
+
+
+def basis_filter(image, coeffs, basis, bias=None, dilation=1, padding_mode='reflect', impl='auto'):
     """Filter ``image`` with per-pixel kernels ``W(r) = sum_i coeffs_i(r) basis_i + bias(r)`` (Eq. 4).
 
     Args:
@@ -199,6 +243,9 @@ def basis_filter(image, coeffs, basis, bias=None, dilation=1, padding_mode='refl
         bias: (B,1,H,W) per-pixel scalar added to every tap, or None.
         dilation: spacing of the kernel taps (the coarse branch uses 4).
         padding_mode: 'reflect' or 'zeros', how the image is extended past its border.
+        impl: 'banded' (see below), 'fused' (the Triton kernel of ``basis_filter_triton``: CUDA
+            tensors, or CPU ones under ``TRITON_INTERPRET=1``; float32/16/bfloat16) or 'auto'
+            (= 'banded' everywhere until 'fused' is measured faster on a GPU).
 
     Returns:
         (B,C,H,W): ``out[b,c,r] = sum_t W(r,t) x[b,c,r + dilation*(t - (K-1)/2)]`` (correlation).
@@ -206,13 +253,25 @@ def basis_filter(image, coeffs, basis, bias=None, dilation=1, padding_mode='refl
     Memory: one band of rows (``DEFAULT_TILE_PIXELS`` pixels on CPU, ``CUDA_TILE_PIXELS`` on a GPU,
     summed over the batch) of kernels and tap products at a time, in forward and backward; float32 and
     float64, CPU and CUDA (checked on an H100 against the unfold reference).
+
+    Mixed precision: the inputs are cast to their common (promoted) dtype and the op runs with
+    autocast off, so under autocast (bfloat16 coefficients, float32 image and bias) it computes and
+    returns float32; the sums over K*K taps are not done in 8 bits of mantissa.
     """
     _check_inputs(image, coeffs, basis, bias, dilation)
-    pad = dilation * (basis.shape[-1] - 1) // 2
-    padded = pad_image(image, pad, padding_mode).contiguous()
-    tile_pixels = CUDA_TILE_PIXELS if image.is_cuda else DEFAULT_TILE_PIXELS
-    return _BandedBasisFilter.apply(padded, coeffs.contiguous(), basis.contiguous(),
-                                    None if bias is None else bias.contiguous(), int(dilation), tile_pixels)
+    impl = resolve_impl(impl)
+    tensors = [image, coeffs, basis] + ([] if bias is None else [bias])
+    dtype = functools.reduce(torch.promote_types, [t.dtype for t in tensors])
+    image, coeffs, basis = (t.to(dtype).contiguous() for t in (image, coeffs, basis))
+    bias = None if bias is None else bias.to(dtype).contiguous()
+    function = _fused_function(image.device) if impl == 'fused' else None
+    with _autocast_off(image.device):
+        pad = dilation * (basis.shape[-1] - 1) // 2
+        padded = pad_image(image, pad, padding_mode).contiguous()
+        if function is not None:
+            return function.apply(padded, coeffs, basis, bias, int(dilation))
+        tile_pixels = CUDA_TILE_PIXELS if image.is_cuda else DEFAULT_TILE_PIXELS
+        return _BandedBasisFilter.apply(padded, coeffs, basis, bias, int(dilation), tile_pixels)
 
 
 def basis_filter_conv(image, coeffs, basis, bias=None, dilation=1, padding_mode='reflect'):
@@ -242,15 +301,17 @@ def basis_filter_conv(image, coeffs, basis, bias=None, dilation=1, padding_mode=
 
 
 class BasisFilter(nn.Module):
-    """Module form of :func:`basis_filter` with a fixed ``dilation`` and ``padding_mode``."""
+    """Module form of :func:`basis_filter` with a fixed ``dilation``, ``padding_mode`` and ``impl``."""
 
-    def __init__(self, dilation=1, padding_mode='reflect'):
+    def __init__(self, dilation=1, padding_mode='reflect', impl='auto'):
         super().__init__()
+        resolve_impl(impl)
         self.dilation = dilation
         self.padding_mode = padding_mode
+        self.impl = impl
 
     def forward(self, image, coeffs, basis, bias=None):
-        return basis_filter(image, coeffs, basis, bias, self.dilation, self.padding_mode)
+        return basis_filter(image, coeffs, basis, bias, self.dilation, self.padding_mode, self.impl)
 
     def extra_repr(self):
-        return f'dilation={self.dilation}, padding_mode={self.padding_mode!r}'
+        return f'dilation={self.dilation}, padding_mode={self.padding_mode!r}, impl={self.impl!r}'

@@ -3,12 +3,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .basis_filter import basis_filter, pad_image
+from .basis_filter import basis_filter, pad_image, resolve_impl
 
 SAECNN_MODES = ('cascade', 'parallel')
 
 
-def saecnn_filter(image, coeffs, bases, biases, residual_weights, mode='cascade', padding_mode='reflect'):
+def saecnn_filter(image, coeffs, bases, biases, residual_weights, mode='cascade', padding_mode='reflect', impl='auto'):
     """Filter ``image`` by the predicted multi-layer network of Eq. 5.
 
     Args:
@@ -23,6 +23,7 @@ def saecnn_filter(image, coeffs, bases, biases, residual_weights, mode='cascade'
             'parallel' (the "w/o SAECNN" ablation, one layer of several kernels):
             F = sum_k alpha_k (W_k * I).
         padding_mode: border handling of every layer, see :func:`basis_filter`.
+        impl: implementation of every layer's filter ('auto', 'banded', 'fused'), see :func:`basis_filter`.
 
     Returns:
         (B,C,H,W) F(I).
@@ -34,14 +35,15 @@ def saecnn_filter(image, coeffs, bases, biases, residual_weights, mode='cascade'
         response = image
         identity_gain = 1
         for basis, bias, alpha in zip(bases, biases, residual_weights):
-            response = basis_filter(response, coeffs, basis, bias, padding_mode=padding_mode) + alpha * response
+            filtered = basis_filter(response, coeffs, basis, bias, padding_mode=padding_mode, impl=impl)
+            response = filtered + alpha * response
             identity_gain = identity_gain * alpha
         # removes the bare identity path alpha_L...alpha_1 I, which involves no kernel at all
         return response - identity_gain * image
     if mode == 'parallel':
         out = 0
         for basis, bias, weight in zip(bases, biases, residual_weights):
-            out = out + weight * basis_filter(image, coeffs, basis, bias, padding_mode=padding_mode)
+            out = out + weight * basis_filter(image, coeffs, basis, bias, padding_mode=padding_mode, impl=impl)
         return out
     raise ValueError(f'mode (kernel_mode) must be one of {SAECNN_MODES}, got {mode!r}')
 
@@ -64,28 +66,30 @@ def tent_lowpass(image, factor=4):
     return F.conv2d(out, tent.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
 
 
-def coarse_filter(image, coeffs, basis, bias, dilation=4, padding_mode='reflect'):
+def coarse_filter(image, coeffs, basis, bias, dilation=4, padding_mode='reflect', impl='auto'):
     """Coarse branch: a per-pixel kernel with taps ``dilation`` apart on the tent-low-passed image.
 
     (B,C,H,W) image, (B,N,H,W) coeffs, (B,N,K,K) basis, (B,1,H,W) bias -> (B,C,H,W). A 15x15 kernel
     with dilation 4 reaches 57x57 pixels with 225 taps; the low-pass removes what the sparse taps
-    would alias (the "larger kernel using interpolation" of deepFnF).
+    would alias (the "larger kernel using interpolation" of deepFnF). ``impl``: see :func:`basis_filter`.
     """
-    return basis_filter(tent_lowpass(image, dilation), coeffs, basis, bias, dilation, padding_mode)
+    return basis_filter(tent_lowpass(image, dilation), coeffs, basis, bias, dilation, padding_mode, impl)
 
 
 class SAECNNFilter(nn.Module):
-    """Module form of :func:`saecnn_filter` with a fixed ``mode``."""
+    """Module form of :func:`saecnn_filter` with a fixed ``mode``, ``padding_mode`` and ``impl``."""
 
-    def __init__(self, mode='cascade', padding_mode='reflect'):
+    def __init__(self, mode='cascade', padding_mode='reflect', impl='auto'):
         super().__init__()
         if mode not in SAECNN_MODES:
             raise ValueError(f'mode (kernel_mode) must be one of {SAECNN_MODES}, got {mode!r}')
+        resolve_impl(impl)
         self.mode = mode
         self.padding_mode = padding_mode
+        self.impl = impl
 
     def forward(self, image, coeffs, bases, biases, residual_weights):
-        return saecnn_filter(image, coeffs, bases, biases, residual_weights, self.mode, self.padding_mode)
+        return saecnn_filter(image, coeffs, bases, biases, residual_weights, self.mode, self.padding_mode, self.impl)
 
     def extra_repr(self):
         return f'mode={self.mode!r}'

@@ -1,0 +1,326 @@
+"""Fused Triton kernels for :func:`~fcdfn_plugin.ops.basis_filter.basis_filter` (``impl='fused'``).
+
+The per-pixel kernels ``W(r, t) = sum_i coeffs[b, i, r] * basis[b, i, t] + bias[b, 0, r]`` are built
+on chip, a tile of ``BLOCK_P`` pixels by a chunk of ``BLOCK_T`` taps at a time, with ``tl.dot``
+(coefficients (P,N) @ basis (N,T)), multiplied with the image windows and reduced over the taps;
+the K*K kernels of a pixel never reach memory. The image is padded beforehand (``pad_image``), so
+the kernels only read the padded image at ``row + dilation * ty``, ``col + dilation * tx``.
+
+Backward recomputes instead of storing, in two kernels:
+
+* per pixel tile (fully parallel): ``dW(r, t) = sum_c g[c, r] x[c, r + s_t]`` chunk by chunk;
+  grad coeffs = dW @ basis^T (``tl.dot``), grad bias = sum_t dW, and the image gradient
+  ``W(r, t) g[c, r]`` scattered onto the padded image with ``tl.atomic_add`` (each padded pixel
+  receives K*K contributions from different tiles);
+* grad basis ``sum_r coeffs[:, r] dW(r, t)``: each program owns one tap chunk of one sample and a
+  fixed, strided subset of the pixel tiles, accumulates coeffs^T @ dW in registers and writes one
+  partial sum; the partials are summed by torch afterwards (deterministic).
+
+Importing this module imports triton; ``basis_filter`` imports it only when ``impl='fused'`` is
+asked for, so the package works without triton. On CPU tensors the kernels only run under
+Triton's interpreter (``TRITON_INTERPRET=1`` set before triton is imported): that is what the
+tests use; it is slow and meant for checking correctness only.
+
+GPU speed and the block sizes below are unmeasured (no GPU was available when this was written);
+``tools/gpu_check.sh`` measures them.
+"""
+import contextlib
+import math
+
+import torch
+import triton
+import triton.language as tl
+from triton.runtime.interpreter import InterpretedFunction
+
+#: Pixels per tile (the M of the kernel-building GEMM; tl.dot needs >= 16).
+BLOCK_PIXELS = 32
+#: Taps per chunk (the N of the kernel-building GEMM; >= 16, masked past K*K).
+BLOCK_TAPS = 32
+#: About this many programs (summed over samples and tap chunks) share the grad-basis reduction;
+#: each writes one (N, BLOCK_TAPS) partial sum, so this bounds the extra memory of the partials.
+GRAD_BASIS_PROGRAMS = 1024
+#: Dtypes the kernels take (they compute in float32 and return the input dtype).
+SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+@triton.jit
+def _tile_coords(tile, pixels, width, padded_w, BLOCK_P: tl.constexpr):
+    """Pixel indices of one tile, their mask, and their offsets into the padded image's (Hp, Wp) plane."""
+    offs_p = (tile * BLOCK_P + tl.arange(0, BLOCK_P)).to(tl.int64)
+    mask_p = offs_p < pixels
+    row = offs_p // width
+    col = offs_p % width
+    return offs_p, mask_p, row * padded_w + col
+
+
+@triton.jit
+def _load_coeffs(coeffs_ptr, offs_p, mask_p, offs_n, mask_n, pixels):
+    """(P, N) coefficient tile (zero past the image and past N), float32."""
+    pointers = coeffs_ptr + offs_n[None, :].to(tl.int64) * pixels + offs_p[:, None]
+    return tl.load(pointers, mask=mask_p[:, None] & mask_n[None, :], other=0.0).to(tl.float32)
+
+
+@triton.jit
+def _load_basis(basis_ptr, offs_n, mask_n, offs_t, mask_t, taps):
+    """(N, T) chunk of the sample's basis (zero past N and past K*K), float32."""
+    pointers = basis_ptr + offs_n[:, None] * taps + offs_t[None, :]
+    return tl.load(pointers, mask=mask_n[:, None] & mask_t[None, :], other=0.0).to(tl.float32)
+
+
+@triton.jit
+def _window_offsets(plane_offset, offs_c, offs_t, kernel_size, dilation, padded_w, padded_plane):
+    """(P, C, T) offsets into one padded image (C,Hp,Wp) of every pixel's taps: x[c, row + d*ty, col + d*tx]."""
+    tap_offset = (offs_t // kernel_size) * dilation * padded_w + (offs_t % kernel_size) * dilation
+    return offs_c[None, :, None].to(tl.int64) * padded_plane + plane_offset[:, None, None] + tap_offset[None, None, :]
+
+
+@triton.jit
+def _forward_kernel(padded_ptr, coeffs_ptr, basis_ptr, bias_ptr, out_ptr,
+                    channels, num_basis, height, width, padded_h, padded_w, kernel_size, dilation,
+                    HAS_BIAS: tl.constexpr, PRECISION: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
+                    BLOCK_T: tl.constexpr, BLOCK_C: tl.constexpr):
+    tile = tl.program_id(0)
+    sample = tl.program_id(1).to(tl.int64)
+    pixels = height * width
+    taps = kernel_size * kernel_size
+    padded_plane = padded_h * padded_w
+    offs_p, mask_p, plane_offset = _tile_coords(tile, pixels, width, padded_w, BLOCK_P)
+    offs_n = tl.arange(0, BLOCK_N)
+    mask_n = offs_n < num_basis
+    offs_c = tl.arange(0, BLOCK_C)
+    mask_c = offs_c < channels
+    coeffs = _load_coeffs(coeffs_ptr + sample * num_basis * pixels, offs_p, mask_p, offs_n, mask_n, pixels)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + sample * pixels + offs_p, mask=mask_p, other=0.0).to(tl.float32)
+    image_ptr = padded_ptr + sample * channels * padded_plane
+    acc = tl.zeros((BLOCK_P, BLOCK_C), dtype=tl.float32)
+    for tap0 in range(0, taps, BLOCK_T):
+        offs_t = tap0 + tl.arange(0, BLOCK_T)
+        mask_t = offs_t < taps
+        basis = _load_basis(basis_ptr + sample * num_basis * taps, offs_n, mask_n, offs_t, mask_t, taps)
+        kernels = tl.dot(coeffs, basis, input_precision=PRECISION)  # (P, T), on chip only
+        if HAS_BIAS:
+            kernels += bias[:, None]
+        window_mask = mask_p[:, None, None] & mask_c[None, :, None] & mask_t[None, None, :]
+        windows = tl.load(image_ptr + _window_offsets(plane_offset, offs_c, offs_t, kernel_size, dilation, padded_w,
+                                                      padded_plane), mask=window_mask, other=0.0).to(tl.float32)
+        acc += tl.sum(windows * kernels[:, None, :], axis=2)
+    out_pointers = out_ptr + sample * channels * pixels + offs_c[None, :].to(tl.int64) * pixels + offs_p[:, None]
+    tl.store(out_pointers, acc.to(out_ptr.dtype.element_ty), mask=mask_p[:, None] & mask_c[None, :])
+
+
+@triton.jit
+def _load_grad_out(grad_out_ptr, offs_p, mask_p, offs_c, mask_c, pixels):
+    """(P, C) tile of the output gradient, float32."""
+    pointers = grad_out_ptr + offs_c[None, :].to(tl.int64) * pixels + offs_p[:, None]
+    return tl.load(pointers, mask=mask_p[:, None] & mask_c[None, :], other=0.0).to(tl.float32)
+
+
+@triton.jit
+def _backward_pixels_kernel(padded_ptr, coeffs_ptr, basis_ptr, bias_ptr, grad_out_ptr,
+                            grad_padded_ptr, grad_coeffs_ptr, grad_bias_ptr,
+                            channels, num_basis, height, width, padded_h, padded_w, kernel_size, dilation,
+                            HAS_BIAS: tl.constexpr, NEED_IMAGE: tl.constexpr, NEED_COEFFS: tl.constexpr,
+                            NEED_BIAS: tl.constexpr, PRECISION: tl.constexpr, BLOCK_P: tl.constexpr,
+                            BLOCK_N: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_C: tl.constexpr):
+    """One pixel tile: grad coeffs and grad bias (stored), grad image (atomically scattered)."""
+    tile = tl.program_id(0)
+    sample = tl.program_id(1).to(tl.int64)
+    pixels = height * width
+    taps = kernel_size * kernel_size
+    padded_plane = padded_h * padded_w
+    offs_p, mask_p, plane_offset = _tile_coords(tile, pixels, width, padded_w, BLOCK_P)
+    offs_n = tl.arange(0, BLOCK_N)
+    mask_n = offs_n < num_basis
+    offs_c = tl.arange(0, BLOCK_C)
+    mask_c = offs_c < channels
+    grad = _load_grad_out(grad_out_ptr + sample * channels * pixels, offs_p, mask_p, offs_c, mask_c, pixels)  # (P,C)
+    if NEED_IMAGE:
+        coeffs = _load_coeffs(coeffs_ptr + sample * num_basis * pixels, offs_p, mask_p, offs_n, mask_n, pixels)
+        if HAS_BIAS:
+            bias = tl.load(bias_ptr + sample * pixels + offs_p, mask=mask_p, other=0.0).to(tl.float32)
+    image_ptr = padded_ptr + sample * channels * padded_plane
+    grad_image_ptr = grad_padded_ptr + sample * channels * padded_plane
+    grad_coeffs = tl.zeros((BLOCK_P, BLOCK_N), dtype=tl.float32)
+    grad_bias = tl.zeros((BLOCK_P,), dtype=tl.float32)
+    for tap0 in range(0, taps, BLOCK_T):
+        offs_t = tap0 + tl.arange(0, BLOCK_T)
+        mask_t = offs_t < taps
+        basis = _load_basis(basis_ptr + sample * num_basis * taps, offs_n, mask_n, offs_t, mask_t, taps)
+        window_mask = mask_p[:, None, None] & mask_c[None, :, None] & mask_t[None, None, :]
+        offsets = _window_offsets(plane_offset, offs_c, offs_t, kernel_size, dilation, padded_w, padded_plane)
+        if NEED_COEFFS or NEED_BIAS:
+            windows = tl.load(image_ptr + offsets, mask=window_mask, other=0.0).to(tl.float32)
+            grad_kernels = tl.sum(windows * grad[:, :, None], axis=1)  # (P, T): dL/dW, zero where masked
+            if NEED_COEFFS:
+                grad_coeffs += tl.dot(grad_kernels, tl.trans(basis), input_precision=PRECISION)
+            if NEED_BIAS:
+                grad_bias += tl.sum(grad_kernels, axis=1)
+        if NEED_IMAGE:
+            kernels = tl.dot(coeffs, basis, input_precision=PRECISION)  # recomputed, as in the forward
+            if HAS_BIAS:
+                kernels += bias[:, None]
+            contributions = kernels[:, None, :] * grad[:, :, None]  # (P, C, T)
+            tl.atomic_add(grad_image_ptr + offsets, contributions, mask=window_mask, sem='relaxed')
+    if NEED_COEFFS:
+        pointers = (grad_coeffs_ptr + sample * num_basis * pixels + offs_n[None, :].to(tl.int64) * pixels
+                    + offs_p[:, None])
+        tl.store(pointers, grad_coeffs.to(grad_coeffs_ptr.dtype.element_ty), mask=mask_p[:, None] & mask_n[None, :])
+    if NEED_BIAS:
+        tl.store(grad_bias_ptr + sample * pixels + offs_p, grad_bias.to(grad_bias_ptr.dtype.element_ty), mask=mask_p)
+
+
+@triton.jit
+def _backward_basis_kernel(padded_ptr, coeffs_ptr, grad_out_ptr, partial_ptr,
+                           channels, num_basis, height, width, padded_h, padded_w, kernel_size, dilation,
+                           num_tiles, splits,
+                           PRECISION: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
+                           BLOCK_T: tl.constexpr, BLOCK_C: tl.constexpr):
+    """Partial grad basis of one tap chunk over pixel tiles split, split + splits, ...: (N, T) -> partial."""
+    chunk = tl.program_id(0)
+    split = tl.program_id(1)
+    sample = tl.program_id(2).to(tl.int64)
+    pixels = height * width
+    taps = kernel_size * kernel_size
+    padded_plane = padded_h * padded_w
+    offs_n = tl.arange(0, BLOCK_N)
+    mask_n = offs_n < num_basis
+    offs_c = tl.arange(0, BLOCK_C)
+    mask_c = offs_c < channels
+    offs_t = chunk * BLOCK_T + tl.arange(0, BLOCK_T)
+    mask_t = offs_t < taps
+    image_ptr = padded_ptr + sample * channels * padded_plane
+    acc = tl.zeros((BLOCK_N, BLOCK_T), dtype=tl.float32)
+    for tile in range(split, num_tiles, splits):
+        offs_p, mask_p, plane_offset = _tile_coords(tile, pixels, width, padded_w, BLOCK_P)
+        grad = _load_grad_out(grad_out_ptr + sample * channels * pixels, offs_p, mask_p, offs_c, mask_c, pixels)
+        coeffs = _load_coeffs(coeffs_ptr + sample * num_basis * pixels, offs_p, mask_p, offs_n, mask_n, pixels)
+        window_mask = mask_p[:, None, None] & mask_c[None, :, None] & mask_t[None, None, :]
+        windows = tl.load(image_ptr + _window_offsets(plane_offset, offs_c, offs_t, kernel_size, dilation, padded_w,
+                                                      padded_plane), mask=window_mask, other=0.0).to(tl.float32)
+        grad_kernels = tl.sum(windows * grad[:, :, None], axis=1)  # (P, T)
+        acc += tl.dot(tl.trans(coeffs), grad_kernels, input_precision=PRECISION)  # (N, T)
+    partial = partial_ptr + (sample * splits + split) * num_basis * taps
+    tl.store(partial + offs_n[:, None] * taps + offs_t[None, :], acc, mask=mask_n[:, None] & mask_t[None, :])
+
+
+def _block(size, minimum=16):
+    """Power of two >= size and >= minimum (tl.arange needs powers of two, tl.dot dims >= 16)."""
+    return max(minimum, 1 << max(0, math.ceil(math.log2(max(1, size)))))
+
+
+def _precision(device):
+    """TF32 exactly when torch's own float32 matmuls use it (torch.backends.cuda.matmul.allow_tf32)."""
+    if device.type == 'cuda' and torch.backends.cuda.matmul.allow_tf32:
+        return 'tf32'
+    return 'ieee'
+
+
+def interpreted():
+    """True when the kernels were built by Triton's interpreter (TRITON_INTERPRET=1 at import)."""
+    return isinstance(_forward_kernel, InterpretedFunction)
+
+
+def _check(padded, coeffs, basis, bias):
+    tensors = [padded, coeffs, basis] + ([] if bias is None else [bias])
+    devices = {t.device for t in tensors}
+    dtypes = {t.dtype for t in tensors}
+    if len(devices) != 1 or len(dtypes) != 1:
+        raise ValueError(f"impl='fused' needs every input on one device and of one dtype, got devices "
+                         f"{sorted(map(str, devices))} and dtypes {sorted(map(str, dtypes))}")
+    if padded.dtype not in SUPPORTED_DTYPES:
+        raise TypeError(f"impl='fused' supports {[str(d) for d in SUPPORTED_DTYPES]}, got {padded.dtype}; "
+                        "use impl='banded' (float64 included)")
+    if padded.device.type == 'cuda':
+        if interpreted():
+            raise RuntimeError("impl='fused' was imported under TRITON_INTERPRET=1 (the CPU interpreter); "
+                               'run CUDA tensors in a process without it')
+    elif padded.device.type == 'cpu':
+        if not interpreted():
+            raise RuntimeError("impl='fused' on CPU tensors runs only under Triton's interpreter: set "
+                               'TRITON_INTERPRET=1 before triton (and this module) is imported, or use '
+                               "impl='banded'")
+    else:
+        raise RuntimeError(f"impl='fused' runs on CUDA tensors (or CPU under TRITON_INTERPRET=1), got {padded.device}")
+
+
+def _on_device(device):
+    """Triton launches on the current CUDA device: make it the tensors' one (DDP: one GPU per process)."""
+    return torch.cuda.device(device) if device.type == 'cuda' else contextlib.nullcontext()
+
+
+def _meta(padded, coeffs, basis):
+    channels = padded.shape[1]
+    num_basis, kernel_size = basis.shape[1], basis.shape[-1]
+    return dict(PRECISION=_precision(padded.device), BLOCK_P=BLOCK_PIXELS, BLOCK_N=_block(num_basis),
+                BLOCK_T=BLOCK_TAPS, BLOCK_C=_block(channels, minimum=1)), kernel_size
+
+
+def _forward(padded, coeffs, basis, bias, dilation):
+    batch, channels, padded_h, padded_w = padded.shape
+    num_basis, height, width = coeffs.shape[1:]
+    meta, kernel_size = _meta(padded, coeffs, basis)
+    out = padded.new_empty(batch, channels, height, width)
+    grid = (triton.cdiv(height * width, BLOCK_PIXELS), batch)
+    _forward_kernel[grid](padded, coeffs, basis, padded if bias is None else bias, out,
+                          channels, num_basis, height, width, padded_h, padded_w, kernel_size, dilation,
+                          HAS_BIAS=bias is not None, **meta)
+    return out
+
+
+def _backward(padded, coeffs, basis, bias, dilation, grad_out, needs):
+    need_image, need_coeffs, need_basis, need_bias = needs
+    need_bias = need_bias and bias is not None
+    batch, channels, padded_h, padded_w = padded.shape
+    num_basis, height, width = coeffs.shape[1:]
+    meta, kernel_size = _meta(padded, coeffs, basis)
+    taps = kernel_size * kernel_size
+    num_tiles = triton.cdiv(height * width, BLOCK_PIXELS)
+    sizes = (channels, num_basis, height, width, padded_h, padded_w, kernel_size, dilation)
+    grad_out = grad_out.contiguous()
+    # the atomics accumulate in float32 whatever the input dtype
+    grad_padded = torch.zeros(padded.shape, device=padded.device, dtype=torch.float32) if need_image else None
+    grad_coeffs = torch.empty_like(coeffs) if need_coeffs else None
+    grad_bias = torch.empty_like(bias) if need_bias else None
+    if need_image or need_coeffs or need_bias:
+        _backward_pixels_kernel[(num_tiles, batch)](
+            padded, coeffs, basis, padded if bias is None else bias, grad_out,
+            padded if grad_padded is None else grad_padded, coeffs if grad_coeffs is None else grad_coeffs,
+            coeffs if grad_bias is None else grad_bias, *sizes,
+            HAS_BIAS=bias is not None, NEED_IMAGE=need_image, NEED_COEFFS=need_coeffs, NEED_BIAS=need_bias, **meta)
+    grad_basis = None
+    if need_basis:
+        chunks = triton.cdiv(taps, BLOCK_TAPS)
+        splits = max(1, min(num_tiles, math.ceil(GRAD_BASIS_PROGRAMS / (batch * chunks))))
+        partial = torch.empty(batch, splits, num_basis, taps, device=padded.device, dtype=torch.float32)
+        _backward_basis_kernel[(chunks, splits, batch)](padded, coeffs, grad_out, partial, *sizes, num_tiles, splits,
+                                                        **meta)
+        grad_basis = partial.sum(1).view_as(basis).to(basis.dtype)
+    if grad_padded is not None:
+        grad_padded = grad_padded.to(padded.dtype)
+    return grad_padded, grad_coeffs, grad_basis, grad_bias
+
+
+class FusedBasisFilter(torch.autograd.Function):
+    """``apply(padded, coeffs, basis, bias_or_None, dilation)``: the fused forward; backward recomputes.
+
+    ``padded`` is the image already padded by ``dilation * (K - 1) // 2`` on each side; every tensor
+    contiguous, on one device, of one dtype (see :data:`SUPPORTED_DTYPES`).
+    """
+
+    @staticmethod
+    def forward(ctx, padded, coeffs, basis, bias, dilation):
+        _check(padded, coeffs, basis, bias)
+        ctx.save_for_backward(padded, coeffs, basis, bias)
+        ctx.dilation = dilation
+        with _on_device(padded.device):
+            return _forward(padded, coeffs, basis, bias, dilation)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        padded, coeffs, basis, bias = ctx.saved_tensors
+        with _on_device(padded.device):
+            grads = _backward(padded, coeffs, basis, bias, ctx.dilation, grad_out.to(padded.dtype),
+                              ctx.needs_input_grad[:4])
+        return grads + (None,)
