@@ -4,8 +4,9 @@
    unless ``datasets/`` already holds them;
 2. train a small FCDFN with BasicSR's runner (``tools/train.py -opt options/fcdfn_demo.yml``);
 3. test it (``tools/test.py -opt options/test_fcdfn_demo.yml``);
-4. write, under ``--out``: the metrics table (input vs FCDFN, PSNR/SSIM/LPIPS on the fixed test set),
-   a comparison grid (low-light | flash | FCDFN | ground truth) and the training curves.
+4. write, under ``--out``: the metrics table (input vs the demo's FCDFN vs the shipped FCDFN small of
+   ``weights/fcdfn_small.pth``, PSNR/SSIM/LPIPS on the fixed test set), a comparison grid (low-light |
+   flash | demo FCDFN | shipped FCDFN small | ground truth) and the training curves.
 """
 import argparse
 import glob
@@ -26,9 +27,13 @@ def main():
     args = parser.parse_args()
 
     import fcdfn_plugin  # noqa: F401
+    import torch
     from basicsr.metrics import calculate_psnr, calculate_ssim
 
     from fcdfn_plugin.metrics import calculate_fcdfn_lpips
+    from fcdfn_plugin.models.fcdfn_model import enhance_pair
+    from fcdfn_plugin.utils.evaluation import read_test_scene, to_image8
+    from fcdfn_plugin.utils.inference import SHIPPED_WEIGHTS, build_trained_network
     from fcdfn_plugin.utils.paths import experiments_root
     from fcdfn_plugin.utils.pipeline import ensure_toy_dataset, run_step
     from fcdfn_plugin.utils.report import (comparison_grid, markdown_table, parse_train_log, plot_training_curves,
@@ -47,6 +52,13 @@ def main():
     os.makedirs(out, exist_ok=True)
     test_dir = osp.join(prepared, 'test')
     result_dir = osp.join(root, 'results', 'FCDFN_demo_test', 'visualization', 'ToyFAID_test')
+    shipped = None
+    if osp.isfile(SHIPPED_WEIGHTS):
+        shipped, _ = build_trained_network(SHIPPED_WEIGHTS)
+        print(f'Beside it: the shipped FCDFN small ({osp.relpath(SHIPPED_WEIGHTS, REPO)}, trained by '
+              '`make small-model`)', flush=True)
+    else:
+        print(f'The shipped weights {SHIPPED_WEIGHTS} are missing: the report shows the demo model only.', flush=True)
     rows, grid_rows = [], []
     for gt_path in sorted(glob.glob(osp.join(test_dir, 'gt', '*.png'))):
         key = osp.splitext(osp.basename(gt_path))[0]
@@ -55,22 +67,28 @@ def main():
         flash = read_image_bgr8(osp.join(test_dir, 'flash', f'{key}.png'))
         result_path = osp.join(result_dir, f'{key}_FCDFN_demo_test.png')
         result = read_image_bgr8(result_path)
+        images = [lq, result]
+        if shipped is not None:
+            scene = read_test_scene(test_dir, key)
+            with torch.no_grad():
+                images.append(to_image8(enhance_pair(shipped, scene['lq'], scene['flash'])))
         # LPIPS: the network is built (and its weights verified) once, then cached for every image.
-        rows.append([key, calculate_psnr(lq, gt, 0), calculate_psnr(result, gt, 0),
-                     calculate_ssim(lq, gt, 0), calculate_ssim(result, gt, 0),
-                     calculate_fcdfn_lpips(lq, gt), calculate_fcdfn_lpips(result, gt)])
+        rows.append([key] + [calculate_psnr(image, gt, 0) for image in images]
+                    + [calculate_ssim(image, gt, 0) for image in images]
+                    + [calculate_fcdfn_lpips(image, gt) for image in images])
         if len(grid_rows) < args.grid_scenes:
-            grid_rows.append([lq, flash, result, gt])
+            grid_rows.append([lq, flash] + images[1:] + [gt])
     if not rows:
         raise RuntimeError(f'no test images found in {test_dir}')
-    header = ['scene', 'PSNR input', 'PSNR FCDFN', 'SSIM input', 'SSIM FCDFN', 'LPIPS input', 'LPIPS FCDFN']
+    columns = ['input', 'FCDFN demo'] + (['FCDFN small (shipped)'] if shipped is not None else [])
+    header = ['scene'] + [f'{metric} {column}' for metric in ('PSNR', 'SSIM', 'LPIPS') for column in columns]
     mean = ['mean'] + [float(np.mean([r[i] for r in rows])) for i in range(1, len(header))]
     with open(osp.join(out, 'metrics.md'), 'w') as f:
         f.write(markdown_table(header, rows + [mean]))
     with open(osp.join(out, 'metrics.json'), 'w') as f:
         json.dump({'per_scene': [dict(zip(header, r)) for r in rows], 'mean': dict(zip(header, mean))}, f, indent=1)
     cv2.imwrite(osp.join(out, 'comparison.png'),
-                comparison_grid(grid_rows, ['low-light input', 'flash input', 'FCDFN', 'ground truth']))
+                comparison_grid(grid_rows, ['low-light input', 'flash input'] + columns[1:] + ['ground truth']))
     logs = sorted(glob.glob(osp.join(root, 'experiments', 'FCDFN_demo', 'train_FCDFN_demo_*.log')))
     plot_training_curves(parse_train_log(logs[-1]), osp.join(out, 'training_curves.png'), 'FCDFN demo (toy FAID, CPU)')
 
