@@ -526,4 +526,5 @@ def test_benchmark_step_times_the_models_training_step(tmp_path, capsys):
                                  '--repeat', '2'])
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result['network'] == 'DSNArch' and len(result['seconds']) == 2 and result['min_seconds'] > 0
-    assert result['params'] == num_params(DSNArch(num_blocks=1, hidden_channels=8))
+    network = {key: value for key, value in opt['network_g'].items() if key != 'type'}
+    assert result['params'] == num_params(DSNArch(**network))

@@ -88,7 +88,8 @@ def main():
     with open(osp.join(out, 'metrics.json'), 'w') as f:
         json.dump({'per_scene': [dict(zip(header, r)) for r in rows], 'mean': dict(zip(header, mean))}, f, indent=1)
     cv2.imwrite(osp.join(out, 'comparison.png'),
-                comparison_grid(grid_rows, ['low-light input', 'flash input'] + columns[1:] + ['ground truth']))
+                comparison_grid(grid_rows, ['low-light input', 'flash input', 'FCDFN demo']
+                                + (['shipped small'] if shipped is not None else []) + ['ground truth']))
     logs = sorted(glob.glob(osp.join(root, 'experiments', 'FCDFN_demo', 'train_FCDFN_demo_*.log')))
     plot_training_curves(parse_train_log(logs[-1]), osp.join(out, 'training_curves.png'), 'FCDFN demo (toy FAID, CPU)')
 
