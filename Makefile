@@ -34,6 +34,7 @@ demo: setup
 # The shipped weights/fcdfn_small.pth: offline toy FAID (built if missing), options/fcdfn_small.yml
 # (about an hour on 2 CPU cores), export. Refuses to overwrite weights/fcdfn_small.pth: remove it first.
 small-model: setup
+	@test ! -e weights/fcdfn_small.pth || { echo "weights/fcdfn_small.pth exists: remove it first (git restores it)"; exit 1; }
 	$(PY) -c "from fcdfn_plugin.utils.pipeline import ensure_toy_dataset; ensure_toy_dataset()"
 	$(PY) tools/train.py -opt options/fcdfn_small.yml
 	$(PY) tools/export_weights.py --weights experiments/FCDFN_small/models/net_g_latest.pth \
