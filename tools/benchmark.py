@@ -221,7 +221,7 @@ def model_worker(args):
     import fcdfn_plugin  # noqa: F401
     from basicsr.utils.registry import ARCH_REGISTRY
     from fcdfn_plugin.losses.fcdfn_loss import FCDFNLoss
-    from fcdfn_plugin.models.fcdfn_model import enhance_pair
+    from fcdfn_plugin.models.fcdfn_model import AMP_DTYPES, enhance_pair
 
     device = torch.device(args.device)
     torch.manual_seed(0)
@@ -230,7 +230,7 @@ def model_worker(args):
         arch = args.worker[len('train-'):]
         net = ARCH_REGISTRY.get(arch)(**_model_options(args)).to(device)
         loss_fn, optimizer = FCDFNLoss(), torch.optim.Adam(net.parameters(), lr=1e-4)
-        amp_dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(args.amp)
+        amp_dtype = AMP_DTYPES.get(args.amp)
         scaler = torch.amp.GradScaler(device.type) if args.amp == 'fp16' else None
         lq, flash, gt = (torch.rand(args.batch, 3, args.size, args.size, device=device) for _ in range(3))
         times = []

@@ -27,7 +27,6 @@ def main():
     args = parser.parse_args()
 
     import fcdfn_plugin  # noqa: F401
-    import torch
     from basicsr.metrics import calculate_psnr, calculate_ssim
 
     from fcdfn_plugin.metrics import calculate_fcdfn_lpips
@@ -69,9 +68,8 @@ def main():
         result = read_image_bgr8(result_path)
         images = [lq, result]
         if shipped is not None:
-            scene = read_test_scene(test_dir, key)
-            with torch.no_grad():
-                images.append(to_image8(enhance_pair(shipped, scene['lq'], scene['flash'])))
+            scene = read_test_scene(test_dir, key)  # 16-bit, as the test run reads it
+            images.append(to_image8(enhance_pair(shipped, scene['lq'], scene['flash'])))  # eval, no grad
         # LPIPS: the network is built (and its weights verified) once, then cached for every image.
         rows.append([key] + [calculate_psnr(image, gt, 0) for image in images]
                     + [calculate_ssim(image, gt, 0) for image in images]

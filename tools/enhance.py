@@ -86,9 +86,9 @@ def main(argv=None):
         raise SystemExit(f'error: the low-light image is {lowlight.shape[1]}x{lowlight.shape[0]} but the flash image '
                          f'is {flash.shape[1]}x{flash.shape[0]}; the pair must have the same size.')
 
-    from fcdfn_plugin.models.fcdfn_model import enhance_pair
-
+    from fcdfn_plugin.models.fcdfn_model import enhance_pair, noise_level_tensors
     from fcdfn_plugin.utils.inference import SHIPPED_WEIGHTS
+
     if args.weights is None:
         if not osp.isfile(SHIPPED_WEIGHTS):
             raise SystemExit(f'error: no --weights given and the shipped weights {SHIPPED_WEIGHTS!r} are missing '
@@ -105,8 +105,7 @@ def main(argv=None):
         if None in (args.sigma_read, args.sigma_shot):
             raise SystemExit(f'error: {type(net).__name__} from {source} takes the noise level of the low-light '
                              'image; pass --sigma-read and --sigma-shot (linear read and shot noise sigmas).')
-        noise_level = {'sigma_read': torch.tensor([args.sigma_read], device=device),
-                       'sigma_shot': torch.tensor([args.sigma_shot], device=device)}
+        noise_level = noise_level_tensors({'sigma_read': args.sigma_read, 'sigma_shot': args.sigma_shot}, device)
     elif noise_given:
         raise SystemExit(f'error: {type(net).__name__} from {source} takes no noise level; '
                          'drop --sigma-read/--sigma-shot.')

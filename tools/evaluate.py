@@ -36,7 +36,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import fcdfn_plugin  # noqa: E402,F401  (first: makes BasicSR 1.4.2 importable)
 from fcdfn_plugin.metrics import calculate_fcdfn_lpips  # noqa: E402
-from fcdfn_plugin.models.fcdfn_model import TILE_DEFAULTS, enhance_pair  # noqa: E402
+from fcdfn_plugin.models.fcdfn_model import (NOISE_LEVEL_KEYS, TILE_DEFAULTS, enhance_pair,  # noqa: E402
+                                             noise_level_tensors)
 from fcdfn_plugin.utils.evaluation import evaluate_methods, list_test_scenes, reference_methods, summarise  # noqa: E402
 from fcdfn_plugin.utils.inference import InferenceSetupError, build_trained_network  # noqa: E402
 from fcdfn_plugin.utils.report import comparison_grid, markdown_table  # noqa: E402
@@ -61,12 +62,11 @@ def network_method(net, device, tile_opt):
     def run(scene):
         noise_level = None
         if getattr(net, 'needs_noise_level', False):
-            missing = [name for name in ('sigma_read', 'sigma_shot') if name not in scene['params']]
+            missing = [name for name in NOISE_LEVEL_KEYS if name not in scene['params']]
             if missing:
                 raise SystemExit(f'error: {type(net).__name__} takes the noise level, but params.json of the test '
                                  f'set has no {missing} for scene {scene["key"]}.')
-            noise_level = {name: torch.tensor([float(scene['params'][name])], device=device)
-                           for name in ('sigma_read', 'sigma_shot')}
+            noise_level = noise_level_tensors(scene['params'], device)
         return enhance_pair(net, scene['lq'].to(device), scene['flash'].to(device), noise_level=noise_level,
                             **tile_opt).cpu()
     return run

@@ -184,6 +184,11 @@ def _as_float32(value):
     return value.float() if torch.is_tensor(value) and value.is_floating_point() else value
 
 
+def noise_level_tensors(values, device=None):
+    """``{'sigma_read', 'sigma_shot'}`` as (1,) float tensors from a mapping of numbers (one image)."""
+    return {key: torch.tensor([float(values[key])], device=device) for key in NOISE_LEVEL_KEYS}
+
+
 def noise_level_kwargs(net, noise_level):
     """``noise_level`` ({'sigma_read', 'sigma_shot'}) as keyword arguments if ``net.needs_noise_level``, else {}.
 

@@ -7,6 +7,7 @@ also embed its ``network_g`` section (the shipped weights do), which makes it se
 Errors are :class:`InferenceSetupError` with a message that names the file and the fix.
 """
 import glob
+import os
 from os import path as osp
 
 import torch
@@ -131,7 +132,6 @@ def export_checkpoint(weights_path, out_path, opt_path=None, meta=None):
     ``meta`` (a JSON-friendly dict: how the weights were trained) travels along. Refuses to
     overwrite ``out_path``.
     """
-    import os
     if osp.exists(out_path):
         raise InferenceSetupError(f'{out_path!r} exists; remove it first.')
     checkpoint = load_checkpoint(weights_path)
