@@ -11,9 +11,11 @@ the training dataset and ``tools/prepare_faid.py`` (the fixed test set) both bui
 same ``datasets.train`` keys and both draw through :func:`degrade_window`.
 
 The order of draws inside :func:`degrade_window` is part of the contract (a fixed generator seed
-gives a bit-identical sample): dimming factor, read sigma, shot sigma
+gives a bit-identical sample): (for a law with wide-exposure samples, whether this is one), dimming
+factor, read sigma, shot sigma
 (:meth:`DegradationLaw.sample_parameters`), low-light noise, then flash noise and homography
-corners (in the order set by ``flash_noise_order``).
+corners (in the order set by ``flash_noise_order``), then, only for a law with auto-exposed
+samples, whether this one is and its brightness target.
 """
 import dataclasses
 import math
@@ -199,6 +201,16 @@ class DegradationLaw:
             same for a training crop of any size and for a whole test image; default 8. Clamped
             to the room an image has around its crop.
         flash_noise_order (str): ``before_warp`` (default, SPEC.md) or ``after_warp``.
+        wide_dim_probability (float): share of samples whose dimming factor is drawn from
+            ``wide_dim_range`` (log-uniform) instead of ``dim_range``: photos at any exposure, while
+            the rest keeps the band the network is trained for; default 0 (the paper).
+        wide_dim_range ((float, float)): the exposure ratios of those samples; default (2, 200).
+        auto_exposure_probability (float): share of samples whose no-flash photo is *auto-exposed*,
+            as a phone camera does: the noisy dark photo gained back to a normal brightness (noise
+            gained with the signal, highlights clipped); default 0 (the paper).
+        auto_exposure_range ((float, float)): the camera's target brightness relative to a normal
+            exposure (log-uniform): the gain is ``d * k``, so the photo's exposure ratio is ``1 / k``;
+            default (1, 1).
     """
     dim_range: tuple = DEFAULT_DIM_RANGE
     sigma_read_range: tuple = DEFAULT_SIGMA_READ_RANGE
@@ -209,16 +221,26 @@ class DegradationLaw:
     flash_gain: float = 1.0
     homography_strength: float = DEFAULT_HOMOGRAPHY_STRENGTH
     flash_noise_order: str = 'before_warp'
+    wide_dim_probability: float = 0.0
+    wide_dim_range: tuple = (2.0, 200.0)
+    auto_exposure_probability: float = 0.0
+    auto_exposure_range: tuple = (1.0, 1.0)
 
     #: Option keys read by :meth:`from_options` (``noise_sampling`` is the preset).
     OPTION_KEYS = ('dim_range', 'sigma_read_range', 'sigma_shot_range', 'noise_sampling', 'dim_sampling',
                    'sigma_read_sampling', 'sigma_shot_sampling', 'flash_gain', 'homography_strength',
-                   'flash_noise_order')
+                   'flash_noise_order', 'wide_dim_probability', 'wide_dim_range', 'auto_exposure_probability',
+                   'auto_exposure_range')
 
     def __post_init__(self):
         fields = self.__dict__
-        for name in ('dim_range', 'sigma_read_range', 'sigma_shot_range'):
+        for name in ('dim_range', 'sigma_read_range', 'sigma_shot_range', 'wide_dim_range', 'auto_exposure_range'):
             object.__setattr__(self, name, option_range(fields, name, None))
+        for name in ('wide_dim_probability', 'auto_exposure_probability'):
+            probability = option_number(fields, name, None)
+            if probability > 1:
+                raise ValueError(f'option {name} must be in [0, 1], got {probability!r}')
+            object.__setattr__(self, name, probability)
         for name in ('dim_sampling', 'sigma_read_sampling', 'sigma_shot_sampling'):
             option_choice(fields, name, None, SAMPLINGS)
         option_choice(fields, 'flash_noise_order', None, FLASH_NOISE_ORDERS)
@@ -245,12 +267,16 @@ class DegradationLaw:
             sigma_shot_sampling=opt.get('sigma_shot_sampling', shot_law),
             flash_gain=opt.get('flash_gain', defaults.flash_gain),
             homography_strength=opt.get('homography_strength', defaults.homography_strength),
-            flash_noise_order=opt.get('flash_noise_order', defaults.flash_noise_order))
+            flash_noise_order=opt.get('flash_noise_order', defaults.flash_noise_order),
+            wide_dim_probability=opt.get('wide_dim_probability', defaults.wide_dim_probability),
+            wide_dim_range=opt.get('wide_dim_range', defaults.wide_dim_range),
+            auto_exposure_probability=opt.get('auto_exposure_probability', defaults.auto_exposure_probability),
+            auto_exposure_range=opt.get('auto_exposure_range', defaults.auto_exposure_range))
 
     def to_options(self):
         """The law as plain option keys (JSON/YAML friendly); ``from_options`` of it is this law."""
         options = dataclasses.asdict(self)
-        for name in ('dim_range', 'sigma_read_range', 'sigma_shot_range'):
+        for name in ('dim_range', 'sigma_read_range', 'sigma_shot_range', 'wide_dim_range', 'auto_exposure_range'):
             options[name] = list(options[name])
         return options
 
@@ -259,12 +285,28 @@ class DegradationLaw:
         return homography_margin(self.homography_strength)
 
     def sample_parameters(self, rng):
-        """Draw ``dim_factor``, ``sigma_read``, ``sigma_shot`` (in this order) from ``rng``."""
+        """Draw ``dim_factor``, ``sigma_read``, ``sigma_shot`` (in this order) from ``rng``.
+
+        With ``wide_dim_probability`` > 0 one more draw comes first: whether the dimming factor is
+        drawn from ``wide_dim_range`` (log-uniform); a law without it keeps the paper's stream.
+        """
+        wide = self.wide_dim_probability > 0 and rng.random() < self.wide_dim_probability
         return {
-            'dim_factor': sample_in_range(rng, self.dim_range, self.dim_sampling),
+            'dim_factor': (sample_in_range(rng, self.wide_dim_range, 'log_uniform') if wide
+                           else sample_in_range(rng, self.dim_range, self.dim_sampling)),
             'sigma_read': sample_in_range(rng, self.sigma_read_range, self.sigma_read_sampling),
             'sigma_shot': sample_in_range(rng, self.sigma_shot_range, self.sigma_shot_sampling),
         }
+
+    def sample_auto_exposure(self, rng):
+        """The camera's brightness target ``k`` (relative to a normal exposure) when this sample is
+        auto-exposed, else None. Draws nothing when ``auto_exposure_probability`` is 0, so the
+        paper's law keeps its stream."""
+        if self.auto_exposure_probability <= 0:
+            return None
+        auto = rng.random() < self.auto_exposure_probability
+        target = sample_in_range(rng, self.auto_exposure_range, 'log_uniform')
+        return target if auto else None
 
 
 def degrade_window(ambient_window, flash_only_window, margin, rng, law=None, colour_matrix=None):
@@ -289,7 +331,9 @@ def degrade_window(ambient_window, flash_only_window, margin, rng, law=None, col
     Returns:
         tuple: ``lq``, ``flash``, ``gt``, each (H, W, 3) float32 sRGB in [0, 1], and ``params``,
         a dict of python floats (``dim_factor``, ``sigma_read``, ``sigma_shot``, ``flash_gain``,
-        ``homography_strength`` (after the clamp), ``homography_max_offset``).
+        ``homography_strength`` (after the clamp), ``homography_max_offset``, ``exposure_ratio``: how
+        many times darker than the ambient the no-flash photo is (``dim_factor``, or ``1 / k`` when
+        auto-exposed), ``auto_exposed``: 1.0 or 0.0).
     """
     law = DegradationLaw() if law is None else law
     if not isinstance(law, DegradationLaw):
@@ -327,8 +371,15 @@ def degrade_window(ambient_window, flash_only_window, margin, rng, law=None, col
     def finish(linear):
         return linear_to_srgb(np.clip(apply_colour_matrix(linear, colour_matrix), 0.0, 1.0))
 
+    exposure_ratio = dim_factor
+    auto_target = law.sample_auto_exposure(rng)
+    if auto_target is not None:  # gained back to the camera's target brightness, noise and all
+        noisy_low_light = noisy_low_light * np.float32(dim_factor * auto_target)
+        exposure_ratio = 1.0 / auto_target
     lq, flash, gt = finish(noisy_low_light), finish(warped_flash), finish(ambient)
     params.update({
+        'exposure_ratio': float(exposure_ratio),
+        'auto_exposed': float(auto_target is not None),
         'flash_gain': float(law.flash_gain),
         'homography_strength': strength,
         'homography_max_offset': float(np.abs(corner_offsets).max()),
