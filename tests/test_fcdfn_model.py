@@ -174,3 +174,20 @@ def test_amp_output_of_a_plain_conv_network_is_cast_to_float32_for_the_loss():
     hook.remove()
     assert raw == [torch.bfloat16] and model.output.dtype == torch.float32
     assert torch.isfinite(torch.tensor(model.get_current_log()['l_total']))
+
+
+def test_exposure_contract_brings_each_photo_into_the_band_in_feed_data():
+    from fcdfn_plugin.data.exposure import estimate_exposure_ratio, linear_to_srgb
+    model = make_model()
+    assert model.exposure.mode == 'none'  # no exposure section: the paper's input as it is
+    data = batch()
+    model.feed_data(data)
+    assert torch.equal(model.lq, data['lq'])
+
+    model = make_model()
+    model.opt['exposure'] = {'mode': 'auto', 'band': [25, 50]}
+    model.exposure = type(model.exposure).from_options(model.opt)
+    bright = linear_to_srgb(torch.rand(2, 3, 32, 32) * 0.5)  # a normally exposed photo: ratio about 1
+    model.feed_data(dict(data, lq=bright))
+    ratios = estimate_exposure_ratio(model.lq)
+    assert ((ratios > 24.5) & (ratios < 25.5)).all() and (model.exposure_gain < 0.1).all()

@@ -67,3 +67,23 @@ def test_ambiguous_or_missing_options_are_clear_errors(tmp_path):
         network_options(str(tmp_path / 'absent.pth'))
     with pytest.raises(InferenceSetupError, match='does not exist'):
         network_options(str(weights), str(tmp_path / 'absent.yml'))
+
+
+def test_exposure_contract_travels_with_the_weights(tmp_path):
+    from fcdfn_plugin.utils.inference import export_checkpoint, exposure_contract
+    exp, weights, _ = _experiment(tmp_path)
+    contract, _ = exposure_contract(str(weights))
+    assert contract.mode == 'none'  # options without an exposure section: the paper's input
+    with open(exp / 'run.yml', 'w') as f:
+        yaml.safe_dump({'name': 'run', 'network_g': TINY, 'exposure': {'mode': 'auto', 'band': [20, 40]}}, f)
+    contract, source = exposure_contract(str(weights))
+    assert (contract.mode, contract.band, source) == ('auto', (20.0, 40.0), str(exp / 'run.yml'))
+    exported = tmp_path / 'out.pth'
+    export_checkpoint(str(weights), str(exported))
+    os.remove(exp / 'run.yml')
+    contract, source = exposure_contract(str(exported))
+    assert (contract.mode, contract.band) == ('auto', (20.0, 40.0)) and 'embedded' in source
+    with open(exp / 'bad.yml', 'w') as f:
+        yaml.safe_dump({'network_g': TINY, 'exposure': {'mode': 'sometimes'}}, f)
+    with pytest.raises(InferenceSetupError, match='mode'):
+        exposure_contract(str(weights))

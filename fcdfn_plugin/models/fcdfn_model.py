@@ -7,6 +7,7 @@ from basicsr.models.sr_model import SRModel
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from fcdfn_plugin.archs.unet_blocks import context_from_sums
+from fcdfn_plugin.data.exposure import ExposureContract
 from fcdfn_plugin.utils.tiling import tiled_forward, tiled_weighted_sum
 
 #: Defaults of the ``val: tile:`` options (tiled inference for large images).
@@ -39,6 +40,10 @@ class FCDFNModel(SRModel):
       again from its initial scale.
     * ``train.channels_last: true`` (default false): the network's weights and the batches are kept
       in channels-last memory format (faster convolutions on tensor-core GPUs; unmeasured here).
+    * ``exposure:`` (an options section, :class:`fcdfn_plugin.data.exposure.ExposureContract`):
+      ``feed_data`` brings every no-flash photo into the network's exposure band before the network
+      sees it (training, validation and ``tools/test.py`` alike; the exposure ratio estimated from
+      the photo, as for a user's photo). No section: the input as it is (the paper).
     * ``test`` runs the bare network (never the DDP wrapper, so validation on rank 0 cannot
       deadlock), and above ``val.tile.min_pixels`` pixels runs it tile by tile with blended
       overlaps, so a 12-megapixel pair fits in bounded memory.
@@ -51,6 +56,7 @@ class FCDFNModel(SRModel):
     def __init__(self, opt):
         # read before SRModel.__init__, which builds the network (model_to_device) and the optimiser
         self.amp_dtype, self.channels_last = training_precision(opt)
+        self.exposure = ExposureContract.from_options(opt)
         self.grad_scaler = None
         super().__init__(opt)
         tile_opt = (opt.get('val') or {}).get('tile') or {}
@@ -80,7 +86,8 @@ class FCDFNModel(SRModel):
         for key in ('lq', 'flash'):
             if key not in data:
                 raise KeyError(f'FCDFNModel needs "{key}" in every batch; the dataset gave {sorted(data)}.')
-        self.lq = self._to_device(data['lq'])
+        lq, self.exposure_gain = self.exposure.apply(data['lq'])
+        self.lq = self._to_device(lq)
         self.flash = self._to_device(data['flash'])
         if 'gt' in data:
             self.gt = self._to_device(data['gt'])
@@ -205,8 +212,12 @@ def noise_level_kwargs(net, noise_level):
 
 def enhance_pair(net, lq, flash, size=TILE_DEFAULTS['size'], overlap=TILE_DEFAULTS['overlap'],
                  edge_margin=TILE_DEFAULTS['edge_margin'], min_pixels=TILE_DEFAULTS['min_pixels'], progress=None,
-                 noise_level=None):
+                 noise_level=None, exposure=None, exposure_ratio=None, relative_exposure=None):
     """Run ``net(lq, flash)`` in eval mode without gradients; tiled when H*W >= ``min_pixels``.
+
+    ``exposure`` (an :class:`~fcdfn_plugin.data.exposure.ExposureContract`, or None: the input as
+    it is) first brings ``lq`` into the network's exposure band, with ``exposure_ratio`` (known
+    ratio) and ``relative_exposure`` (no-flash over flash exposure, from EXIF) when given.
 
     Tiles of ``size`` pixels overlap by ``overlap`` and are blended smoothly (see
     :func:`fcdfn_plugin.utils.tiling.tiled_forward`), aligned to the network's ``pad_multiple``.
@@ -219,6 +230,8 @@ def enhance_pair(net, lq, flash, size=TILE_DEFAULTS['size'], overlap=TILE_DEFAUL
     without it is a ``ValueError``.
     """
     extra = noise_level_kwargs(net, noise_level)
+    if exposure is not None:
+        lq, _ = exposure.apply(lq, exposure_ratio, relative_exposure)
     was_training = net.training
     net.eval()
     try:

@@ -125,7 +125,8 @@ def summarise(per_scene):
             for name in metrics}
 
 
-def evaluate_methods(test_dir, methods, lpips_fn=None, keys=None, on_scene=None, progress=None, detail=False):
+def evaluate_methods(test_dir, methods, lpips_fn=None, keys=None, on_scene=None, progress=None, detail=False,
+                     gain_corrected=False):
     """Score every method on every scene of ``test_dir``.
 
     Args:
@@ -138,6 +139,9 @@ def evaluate_methods(test_dir, methods, lpips_fn=None, keys=None, on_scene=None,
             images or build figures), or None.
         progress: a tqdm-like object with ``update()``, or None.
         detail (bool): also report :func:`detail_scores` (``hf_corr``, ``hf_gain``).
+        gain_corrected (bool): also report ``psnr_gain_corrected``, the PSNR of the output after the
+            oracle global gain (:func:`oracle_gain`): its quality with its global brightness taken
+            out (which a single photo of unknown exposure cannot determine).
     Returns:
         dict: label -> ``{'per_scene': {key: {metric: value}}, 'mean': {metric: value}, 'seconds': float}``.
     """
@@ -162,6 +166,9 @@ def evaluate_methods(test_dir, methods, lpips_fn=None, keys=None, on_scene=None,
             results[label]['per_scene'][key] = score(outputs[label], gt8, lpips_fn)
             if detail:
                 results[label]['per_scene'][key].update(detail_scores(outputs[label], gt8))
+            if gain_corrected:
+                corrected8 = to_image8(oracle_gain(output.clamp(0, 1), scene['gt']))
+                results[label]['per_scene'][key]['psnr_gain_corrected'] = float(calculate_psnr(corrected8, gt8, 0))
         if on_scene is not None:
             on_scene(key, scene, outputs)
         if progress is not None:

@@ -33,6 +33,14 @@ def _network_of(path):
     return opt['network_g']
 
 
+def _contract_of(opt, source):
+    from ..data.exposure import ExposureContract
+    try:
+        return ExposureContract.from_options(opt)
+    except ValueError as error:
+        raise InferenceSetupError(f'{source}: {error}') from error
+
+
 def options_beside_weights(weights_path):
     """The options file of the run that wrote ``weights_path``, or None.
 
@@ -119,16 +127,36 @@ def build_trained_network(weights_path, opt_path=None, device='cpu'):
     return net.to(device).eval(), source
 
 
+def exposure_contract(weights_path, opt_path=None, checkpoint=None):
+    """``(ExposureContract, where it came from)`` of a checkpoint (:mod:`fcdfn_plugin.data.exposure`).
+
+    Found as :func:`network_options` finds ``network_g``: ``opt_path``'s ``exposure`` section, the
+    ``exposure`` stored in the checkpoint (:func:`export_checkpoint` stores it), or the options file
+    of the run that wrote it. A network trained without one (the paper's preset, or weights from
+    before the contract) gets ``mode: none``: its input as it is.
+    """
+    if opt_path is not None:
+        return _contract_of(_read_yaml(opt_path) or {}, opt_path), opt_path
+    checkpoint = load_checkpoint(weights_path) if checkpoint is None else checkpoint
+    if isinstance(checkpoint, dict) and isinstance(checkpoint.get('exposure'), dict):
+        return _contract_of({'exposure': checkpoint['exposure']}, weights_path), f'{weights_path} (embedded exposure)'
+    beside = options_beside_weights(weights_path)
+    if beside is not None:
+        return _contract_of(_read_yaml(beside) or {}, beside), beside
+    return _contract_of({}, weights_path), f'{weights_path} (no exposure section)'
+
+
 #: The weights shipped with the repository (trained by ``make small-model``, see docs/RESULTS.md).
 SHIPPED_WEIGHTS = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'weights',
                            'fcdfn_small.pth')
 
 
 def export_checkpoint(weights_path, out_path, opt_path=None, meta=None):
-    """Write a self-describing copy of a checkpoint: ``{'params', 'network_g', 'meta'}``.
+    """Write a self-describing copy of a checkpoint: ``{'params', 'network_g', 'exposure', 'meta'}``.
 
     The weights (``params_ema`` if present, else ``params``) are kept in float32 and
-    ``network_g`` is stored beside them, so :func:`build_trained_network` needs no options file;
+    ``network_g`` and the exposure contract (:func:`exposure_contract`) are stored beside them, so
+    :func:`build_trained_network` needs no options file;
     ``meta`` (a JSON-friendly dict: how the weights were trained) travels along. Refuses to
     overwrite ``out_path``.
     """
@@ -136,10 +164,12 @@ def export_checkpoint(weights_path, out_path, opt_path=None, meta=None):
         raise InferenceSetupError(f'{out_path!r} exists; remove it first.')
     checkpoint = load_checkpoint(weights_path)
     network_opt, _ = network_options(weights_path, opt_path, checkpoint)
+    contract, _ = exposure_contract(weights_path, opt_path, checkpoint)
     net, _ = build_trained_network(weights_path, opt_path)  # checks that the weights fit
     params = {key: value.detach().float().contiguous() for key, value in net.state_dict().items()}
     os.makedirs(osp.dirname(osp.abspath(out_path)), exist_ok=True)
     partial = f'{out_path}.partial'
-    torch.save({'params': params, 'network_g': dict(network_opt), 'meta': dict(meta or {})}, partial)
+    torch.save({'params': params, 'network_g': dict(network_opt), 'exposure': contract.to_options(),
+                'meta': dict(meta or {})}, partial)
     os.replace(partial, out_path)
     return out_path
