@@ -52,7 +52,7 @@ def toy_prepared(tmp_path_factory):
     base = tmp_path_factory.mktemp('toy')
     run_tool(['tools/make_toy_faid.py', '--out', base / 'toy', '--count', 24, '--size', 128, '--seed', 3])
     run_tool(['tools/prepare_faid.py', '--faid-root', base / 'toy', '--out', base / 'prepared',
-              '--test-count', 4, '--test-crop', 64, '--seed', 0, '--opt', 'options/fcdfn_demo.yml'])
+              '--test-count', 4, '--test-crop', 64, '--seed', 0, '--opt', 'options/fcdfn.yml'])
     return base / 'prepared'
 
 

@@ -87,3 +87,23 @@ def test_evaluate_tool(toy_prepared, tmp_path):
     with pytest.raises(SystemExit, match='does not exist'):
         evaluate.main(['--test-dir', str(toy_prepared / 'test'), '--out', str(tmp_path / 'e2'), '--no-lpips',
                        '--weights', str(tmp_path / 'absent.pth')])
+
+
+def test_exposure_table_tool(toy_prepared, tmp_path):
+    from basicsr.archs import build_network
+    network = {'type': 'FCDFNArch', 'base_channels': 4, 'depth': 2, 'num_basis': 4, 'kernel_sizes': [3],
+               'coarse_kernel_size': 3, 'coarse_dilation': 2}
+    torch.manual_seed(0)
+    weights = tmp_path / 'tiny.pth'
+    torch.save({'params': build_network(dict(network)).state_dict(), 'network_g': network}, weights)
+    table = load_tool('exposure_table').main([
+        '--faid-root', str(toy_prepared.parent / 'toy'), '--weights', str(weights), '--labels', 'tiny',
+        '--out', str(tmp_path / 'table'), '--conditions', '1/5', 'auto-exposed', '--crop', '32', '--max-scenes', '2',
+        '--align'])
+    assert set(table) == {'1/5', 'auto-exposed'}
+    assert set(table['1/5']) == {'oracle global gain', 'estimated brightening', 'tiny as is', 'tiny contract',
+                                 'tiny true ratio', 'tiny contract + align'}
+    params = json.loads((tmp_path / 'table' / 'data' / 'auto-exposed' / 'test' / 'params.json').read_text())
+    assert all(entry['auto_exposed'] == 1.0 and entry['exposure_ratio'] == 1.0 for entry in params.values())
+    assert (tmp_path / 'table' / 'exposure_table.png').is_file()
+    assert 'PSNR after the oracle global gain' in (tmp_path / 'table' / 'exposure_table.md').read_text()

@@ -21,10 +21,12 @@ def run_step(title, args, env_extra=None):
     print(f'=== done in {time.time() - started:.0f} s', flush=True)
 
 
-def ensure_toy_dataset(test_count=24, test_crop=128, options='options/fcdfn_demo.yml'):
+def ensure_toy_dataset(test_count=24, test_crop=128, options='options/fcdfn.yml'):
     """Build and prepare the toy FAID under ``datasets/`` unless it is already there; return its path.
 
-    The fixed test set is degraded with the law of ``options`` (its ``datasets.train`` keys).
+    The fixed test set is degraded with the law of ``options`` (its ``datasets.train`` keys): the
+    paper's (``options/fcdfn.yml``), so every model, whatever law it trains with, is scored on the
+    same in-band test set (the demo and the shipped model train with a wider exposure law).
     """
     prepared = osp.join(REPO_ROOT, TOY_PREPARED_DIR)
     if osp.isdir(prepared):

@@ -1,0 +1,216 @@
+"""Score models on real pairs over exposures and misalignments: the exposure contract's table.
+
+    python tools/exposure_table.py --faid-root ../shared/faid_mini --weights weights/fcdfn_small.pth \
+        --labels shipped --out exposure_output [--conditions band 1/5 ...] [--crop 384] [--align]
+    python tools/exposure_table.py --measure-reference datasets/toy_faid_prepared/train.lmdb
+
+Each condition is the paper's degradation law (SPEC.md Sec. 2) with one change: the no-flash photo
+at another exposure (``1/2``: half a normal exposure, ... ``1/200``; ``band``: the paper's 1/25-1/50;
+``auto-exposed``: a band photo gained back to normal brightness, noise and clipping included, as a
+phone does), or the flash photo misaligned by corner offsets up to ``N`` px (``misaligned N``) in
+pixels of the stored image. Every condition is prepared once under ``<out>/data/<condition>`` with
+``tools/prepare_faid.py``'s code (all pairs as test pairs, the same centre crop for all, so every
+condition scores the same pixels) and reused by later runs.
+
+Each model is scored three ways: ``as is`` (the photo straight into the network), ``contract`` (the
+exposure contract of :mod:`fcdfn_plugin.data.exposure`, ratio estimated from the photo: what
+``tools/enhance.py`` does) and ``true ratio`` (the contract given the true exposure ratio from
+``params.json``: what the estimator could at best give). ``--align`` adds ``contract + align``
+(the flash photo pre-aligned, :mod:`fcdfn_plugin.utils.alignment`). The references are the input and
+the oracle global gain (plain brightening with the gain that knows the ground truth).
+
+Writes ``exposure_table.md`` / ``.json`` (PSNR / SSIM per condition and method) and
+``exposure_table.png`` (PSNR per condition). ``--measure-reference`` prints the mean luminance of
+normally exposed ambient images that the contract's estimator compares photos with
+(``REFERENCE_LUMINANCE``): the median over a training set's ambient images.
+"""
+import argparse
+import json
+import os
+import sys
+from os import path as osp
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import fcdfn_plugin  # noqa: E402,F401  (first: makes BasicSR 1.4.2 importable)
+from fcdfn_plugin.data.degradation import DegradationLaw  # noqa: E402
+from fcdfn_plugin.data.exposure import ExposureContract  # noqa: E402
+from fcdfn_plugin.models.fcdfn_model import enhance_pair  # noqa: E402
+from fcdfn_plugin.utils.evaluation import evaluate_methods, list_test_scenes, reference_methods  # noqa: E402
+from fcdfn_plugin.utils.inference import InferenceSetupError, build_trained_network, exposure_contract  # noqa: E402
+from fcdfn_plugin.utils.report import markdown_table  # noqa: E402
+
+#: Condition name -> the changes to the paper's law (DegradationLaw keys).
+CONDITIONS = {
+    '1/2': {'dim_range': [2, 2]},
+    '1/5': {'dim_range': [5, 5]},
+    'band': {},
+    '1/100': {'dim_range': [100, 100]},
+    '1/200': {'dim_range': [200, 200]},
+    'auto-exposed': {'auto_exposure_probability': 1.0},
+    'misaligned 16': {'homography_strength': 16},
+    'misaligned 32': {'homography_strength': 32},
+    'misaligned 64': {'homography_strength': 64},
+}
+
+
+def condition_law(name):
+    """The degradation law of a named condition (the paper's law with the condition's changes)."""
+    return DegradationLaw.from_options(CONDITIONS[name])
+
+
+def prepare_condition(faid_root, folder, name, crop, seed):
+    """``folder/test`` for one condition (reused when present); returns its test folder."""
+    test_dir = osp.join(folder, 'test')
+    if not osp.isdir(test_dir):
+        import importlib.util
+        spec = importlib.util.spec_from_file_location('prepare_faid', osp.join(osp.dirname(__file__), 'prepare_faid.py'))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.prepare_faid(faid_root, folder, seed=seed, test_crop=crop, law=condition_law(name), all_test=True,
+                     progress=False, log=lambda message: None)
+    return test_dir
+
+
+def model_methods(label, net, contract, device, align=False):
+    """``{method label: fn(scene)}``: the network as is, with the contract, with the true exposure ratio."""
+    auto = ExposureContract('auto', contract.band, contract.reference_luminance)
+
+    def run(lq, flash):
+        return enhance_pair(net, lq.to(device), flash.to(device)).cpu()
+
+    def with_contract(scene, known=None, aligned=False):
+        lq, _ = auto.apply(scene['lq'], known)
+        if aligned:
+            from fcdfn_plugin.utils.alignment import align_flash
+            flash = align_flash(lq, scene['flash'])[0]
+        else:
+            flash = scene['flash']
+        return run(lq, flash)
+
+    methods = {f'{label} as is': lambda scene: run(scene['lq'], scene['flash']),
+               f'{label} contract': with_contract,
+               f'{label} true ratio': lambda scene: with_contract(scene, scene['params']['exposure_ratio'])}
+    if align:
+        methods[f'{label} contract + align'] = lambda scene: with_contract(scene, aligned=True)
+    return methods
+
+
+def estimated_brightening(scene):
+    """Plain brightening by the exposure contract's *estimated* ratio (no oracle): the photo's
+    linear values times ``d``, so its mean luminance is the reference's."""
+    from fcdfn_plugin.data.exposure import estimate_exposure_ratio, scale_exposure
+    return scale_exposure(scene['lq'], estimate_exposure_ratio(scene['lq']))
+
+
+def measure_reference(lmdb_path):
+    """Median mean luminance (:func:`mean_luminance`) of the ambient images of a training set."""
+    from fcdfn_plugin.data.exposure import mean_luminance
+    from fcdfn_plugin.data.flash_dataset import FlashLowLightDataset
+    from fcdfn_plugin.data.faid_io import to_linear
+    backend = 'lmdb' if lmdb_path.rstrip('/').endswith('.lmdb') else 'disk'
+    dataset = FlashLowLightDataset({'phase': 'train', 'dataroot': lmdb_path, 'io_backend': {'type': backend}})
+    values = []
+    for key in tqdm(dataset.keys, desc='ambient images', unit='image', disable=None):
+        image, _, _ = dataset._read_image(dataset.pairs[key]['ambient'])
+        linear = torch.from_numpy(np.ascontiguousarray(to_linear(image).transpose(2, 0, 1)))[None]
+        values.append(float(mean_luminance(linear)))
+    values = np.array(values)
+    print(f'{len(values)} ambient images of {lmdb_path}: mean luminance median {np.median(values):.4f} '
+          f'(quartiles {np.percentile(values, 25):.4f} / {np.percentile(values, 75):.4f}; '
+          f'log10 spread {np.log10(values).std():.3f})')
+    return float(np.median(values))
+
+
+def plot(table, conditions, methods, path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(max(8, 1.3 * len(conditions)), 4.5))
+    width = 0.8 / len(methods)
+    for index, method in enumerate(methods):
+        values = [table[condition][method]['psnr'] for condition in conditions]
+        ax.bar(np.arange(len(conditions)) + index * width - 0.4 + width / 2, values, width, label=method)
+    ax.set_xticks(np.arange(len(conditions)), conditions)
+    ax.set_ylabel('PSNR (dB)')
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(axis='y', alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--measure-reference', metavar='TRAIN_SET', default=None,
+                        help='print the reference luminance of a training set (LMDB or folder of pairs) and stop')
+    parser.add_argument('--faid-root', help='folder of clean FAID-layout pairs (ambient, flash-only)')
+    parser.add_argument('--weights', nargs='*', default=[], help='checkpoints to score')
+    parser.add_argument('--labels', nargs='*', default=None, help='one label per --weights')
+    parser.add_argument('--out', help='output folder (prepared conditions are kept in <out>/data)')
+    parser.add_argument('--conditions', nargs='*', default=list(CONDITIONS), choices=list(CONDITIONS), metavar='C',
+                        help=f'conditions to score (default all: {", ".join(CONDITIONS)})')
+    parser.add_argument('--crop', type=int, default=384, help='centre crop of every test image, pixels (default 384)')
+    parser.add_argument('--seed', type=int, default=0, help='seed of the degradations')
+    parser.add_argument('--max-scenes', type=int, default=None, help='score only the first N scenes')
+    parser.add_argument('--align', action='store_true', help='also score the contract with the flash pre-aligned')
+    args = parser.parse_args(argv)
+    if args.measure_reference:
+        measure_reference(args.measure_reference)
+        return None
+    if not args.faid_root or not args.out:
+        parser.error('--faid-root and --out are required (unless --measure-reference)')
+    if args.crop < 16:
+        parser.error(f'--crop must be at least 16 pixels, got {args.crop}')
+    if args.max_scenes is not None and args.max_scenes < 1:
+        parser.error(f'--max-scenes must be at least 1, got {args.max_scenes}')
+    labels = args.labels or [osp.splitext(osp.basename(path))[0] for path in args.weights]
+    if len(labels) != len(args.weights) or len(set(labels)) != len(labels):
+        parser.error('--labels needs one unique label per --weights')
+
+    device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    methods = {label: value for label, value in reference_methods().items() if label != 'low-light input'}
+    methods['estimated brightening'] = estimated_brightening
+    for label, weights in zip(labels, args.weights):
+        try:
+            net, source = build_trained_network(weights, None, device)
+            contract, contract_source = exposure_contract(weights)
+        except InferenceSetupError as err:
+            raise SystemExit(f'error: {err}')
+        print(f'{label}: {type(net).__name__} from {source}; exposure band {contract.band} ({contract_source})')
+        methods.update(model_methods(label, net, contract, device, args.align))
+
+    table = {}
+    for name in args.conditions:
+        folder = osp.join(args.out, 'data', name.replace('/', '_').replace(' ', '_'))
+        print(f'{name}: preparing / reading {folder}', flush=True)
+        test_dir = prepare_condition(args.faid_root, folder, name, args.crop, args.seed)
+        keys = list_test_scenes(test_dir)[:args.max_scenes]
+        with tqdm(total=len(keys), desc=name, unit='scene', disable=None) as bar:
+            results = evaluate_methods(test_dir, methods, keys=keys, progress=bar, gain_corrected=True)
+        table[name] = {label: entry['mean'] for label, entry in results.items()}
+        print('  ' + ', '.join(f'{label} {entry["psnr"]:.2f}' for label, entry in table[name].items()), flush=True)
+
+    rows = [[name] + [f'{table[name][m]["psnr"]:.2f} ({table[name][m]["psnr_gain_corrected"]:.2f})' for m in methods]
+            for name in args.conditions]
+    text = markdown_table(['condition'] + list(methods), rows)
+    text += ('\nPSNR (dB), and in brackets the PSNR after the oracle global gain on the output: its quality with '
+             'the global brightness, which one photo cannot determine, taken out.\n')
+    os.makedirs(args.out, exist_ok=True)
+    with open(osp.join(args.out, 'exposure_table.md'), 'w') as handle:
+        handle.write(f'{args.faid_root}: centre crop {args.crop}, seed {args.seed}\n\n{text}')
+    with open(osp.join(args.out, 'exposure_table.json'), 'w') as handle:
+        json.dump({'faid_root': args.faid_root, 'crop': args.crop, 'seed': args.seed,
+                   'weights': dict(zip(labels, args.weights)), 'table': table}, handle, indent=1)
+    plot(table, args.conditions, list(methods), osp.join(args.out, 'exposure_table.png'))
+    print('\n' + text)
+    print(f'Wrote {osp.join(args.out, "exposure_table.md")}, .json, .png')
+    return table
+
+
+if __name__ == '__main__':
+    main()
