@@ -155,27 +155,34 @@ def _require_library():
 
 
 def _call(name, first, second, third, shape_args):
+    """One C++ loop over one sample's band; ``first``/``second``/``third`` are that sample's contiguous views."""
     lib = _require_library()
     function = getattr(lib, f'fcdfn_{name}_{_SUFFIX[first.dtype]}')
     function(first.data_ptr(), second.data_ptr(), third.data_ptr(), *shape_args, torch.get_num_threads())
 
 
-def _bands(height, pixels_per_row):
-    rows = max(1, NATIVE_TILE_PIXELS // max(1, pixels_per_row))
+def _bands(height, width):
+    """Row bands of one sample, ``NATIVE_TILE_PIXELS`` pixels each at most (whole samples when they fit).
+
+    Bands stay inside one sample, so each band's coeffs, bias and gradients are strided views that the
+    GEMMs read and write in place (a band across the batch would need a copy for each).
+    """
+    rows = max(1, NATIVE_TILE_PIXELS // max(1, width))
     for row0 in range(0, height, rows):
         yield row0, min(height, row0 + rows)
 
 
 def _band_kernels(coeffs, basis_t, bias, row0, row1, buffer):
-    """The per-pixel kernels (B, K*K, h*W) of rows row0..row1, in ``buffer``."""
-    batch, num_basis, _, width = coeffs.shape
+    """The per-pixel kernels (K*K, h*W) of one sample's rows row0..row1 (coeffs (N,H,W), basis_t (K2,N)), in
+    ``buffer``: one GEMM, the bias entering its accumulator."""
+    num_basis, _, width = coeffs.shape
     pixels = (row1 - row0) * width
-    kernels = buffer[:batch * basis_t.shape[1] * pixels].view(batch, basis_t.shape[1], pixels)
-    coeffs_band = coeffs[:, :, row0:row1].reshape(batch, num_basis, pixels)
+    kernels = buffer[:basis_t.shape[0] * pixels].view(basis_t.shape[0], pixels)
+    coeffs_band = coeffs[:, row0:row1].reshape(num_basis, pixels)  # a view: rows of one sample
     if bias is None:
-        torch.bmm(basis_t, coeffs_band, out=kernels)
+        torch.mm(basis_t, coeffs_band, out=kernels)
     else:
-        torch.baddbmm(bias[:, :, row0:row1].reshape(batch, 1, pixels), basis_t, coeffs_band, out=kernels)
+        torch.addmm(bias[:, row0:row1].reshape(1, pixels), basis_t, coeffs_band, out=kernels)
     return kernels
 
 
@@ -190,6 +197,10 @@ def _check(padded, coeffs, basis, bias):
                                f'{tensor.dtype}, padded {padded.dtype}')
 
 
+def _band_rows(height, width):
+    return min(height, max(1, NATIVE_TILE_PIXELS // max(1, width)))
+
+
 @torch.library.custom_op('fcdfn::basis_filter_cpu', mutates_args=(), device_types='cpu')
 def basis_filter_cpu(padded: Tensor, coeffs: Tensor, basis: Tensor, bias: Optional[Tensor], dilation: int) -> Tensor:
     """Filter the padded image (B,C,H+2p,W+2p), p = dilation*(K-1)/2, with the per-pixel kernels; (B,C,H,W)."""
@@ -201,11 +212,12 @@ def basis_filter_cpu(padded: Tensor, coeffs: Tensor, basis: Tensor, bias: Option
     ksize = basis.shape[-1]
     basis_t = basis.reshape(batch, num_basis, ksize * ksize).transpose(1, 2)  # (B,K2,N)
     out = padded.new_empty(batch, channels, height, width)
-    buffer = padded.new_empty(batch * ksize * ksize * min(height, max(1, NATIVE_TILE_PIXELS // (batch * width))) * width)
-    for row0, row1 in _bands(height, batch * width):
-        kernels = _band_kernels(coeffs, basis_t, bias, row0, row1, buffer)
-        _call('apply_forward', padded, kernels, out,
-              (batch, channels, height, width, padded_h, padded_w, ksize, dilation, row0, row1 - row0))
+    buffer = padded.new_empty(ksize * ksize * _band_rows(height, width) * width)
+    for b in range(batch):
+        for row0, row1 in _bands(height, width):
+            kernels = _band_kernels(coeffs[b], basis_t[b], None if bias is None else bias[b], row0, row1, buffer)
+            _call('apply_forward', padded[b], kernels, out[b],
+                  (1, channels, height, width, padded_h, padded_w, ksize, dilation, row0, row1 - row0))
     return out
 
 
@@ -235,27 +247,26 @@ def basis_filter_cpu_backward(grad_out: Tensor, padded: Tensor, coeffs: Tensor, 
     grad_basis_t = padded.new_zeros(batch, taps, num_basis) if need_basis else empty
     grad_bias = torch.empty_like(bias) if need_bias else empty
     need_kernel_grad = need_coeffs or need_basis or need_bias
-    band_rows = min(height, max(1, NATIVE_TILE_PIXELS // (batch * width)))
-    buffer = padded.new_empty(batch * taps * band_rows * width) if need_image else None
-    grad_buffer = padded.new_empty(batch * taps * band_rows * width) if need_kernel_grad else None
-    for row0, row1 in _bands(height, batch * width):
-        band_h = row1 - row0
-        pixels = band_h * width
-        shape_args = (batch, channels, height, width, padded_h, padded_w, ksize, dilation, row0, band_h)
-        if need_kernel_grad:
-            grad_kernels = grad_buffer[:batch * taps * pixels].view(batch, taps, pixels)
-            _call('kernel_grad', padded, grad_out, grad_kernels, shape_args)
-            if need_coeffs:
-                grad_coeffs[:, :, row0:row1] = torch.bmm(basis_t.transpose(1, 2), grad_kernels).view(
-                    batch, num_basis, band_h, width)
-            if need_basis:
-                coeffs_band = coeffs[:, :, row0:row1].reshape(batch, num_basis, pixels)
-                grad_basis_t.baddbmm_(grad_kernels, coeffs_band.transpose(1, 2))
-            if need_bias:
-                grad_bias[:, :, row0:row1] = grad_kernels.sum(1).view(batch, 1, band_h, width)
-        if need_image:
-            kernels = _band_kernels(coeffs, basis_t, bias, row0, row1, buffer)
-            _call('image_grad', kernels, grad_out, grad_padded, shape_args)
+    band_numel = taps * _band_rows(height, width) * width
+    buffer = padded.new_empty(band_numel) if need_image else None
+    grad_buffer = padded.new_empty(band_numel) if need_kernel_grad else None
+    for b in range(batch):
+        for row0, row1 in _bands(height, width):
+            band_h = row1 - row0
+            pixels = band_h * width
+            shape_args = (1, channels, height, width, padded_h, padded_w, ksize, dilation, row0, band_h)
+            if need_kernel_grad:
+                grad_kernels = grad_buffer[:taps * pixels].view(taps, pixels)
+                _call('kernel_grad', padded[b], grad_out[b], grad_kernels, shape_args)
+                if need_coeffs:
+                    torch.mm(basis_t[b].t(), grad_kernels, out=grad_coeffs[b, :, row0:row1].view(num_basis, pixels))
+                if need_basis:
+                    grad_basis_t[b].addmm_(grad_kernels, coeffs[b, :, row0:row1].reshape(num_basis, pixels).t())
+                if need_bias:
+                    torch.sum(grad_kernels, 0, keepdim=True, out=grad_bias[b, :, row0:row1].view(1, pixels))
+            if need_image:
+                kernels = _band_kernels(coeffs[b], basis_t[b], None if bias is None else bias[b], row0, row1, buffer)
+                _call('image_grad', kernels, grad_out[b], grad_padded[b], shape_args)
     grad_basis = grad_basis_t.transpose(1, 2).reshape(basis.shape) if need_basis else empty
     return grad_padded, grad_coeffs, grad_basis, grad_bias
 
