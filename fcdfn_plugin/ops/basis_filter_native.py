@@ -6,8 +6,8 @@ rows, BLAS-fast), and the memory-bound loops run in a small C++/OpenMP library
 (``csrc/basis_filter_cpu.cpp``) that never materialises a product:
 
 - forward: ``out[c, r] = sum_t W(r, t) x[c, r + shift_t]``, one output row at a time;
-- backward: ``dW(r, t) = sum_c g[c, r] x[c, r + shift_t]`` (then two GEMMs and a sum give the
-  gradients of coeffs, basis and bias), and the image gradient gathered per padded row
+- backward: ``dW(r, t) = sum_c g[c, r] x[c, r + shift_t]`` and the bias gradient ``sum_t dW(r, t)``
+  (then two GEMMs give the gradients of coeffs and basis), and the image gradient gathered per padded row
   (``grad_x[c, q] = sum_t W(q - shift_t, t) g[c, q - shift_t]``), so threads never race.
 
 Build: the library is plain C++ (no torch headers, raw pointers, ``extern "C"``), compiled with
@@ -15,7 +15,7 @@ Build: the library is plain C++ (no torch headers, raw pointers, ``extern "C"``)
 ``$FCDFN_NATIVE_CACHE`` or ``$XDG_CACHE_HOME/fcdfn_plugin`` (``~/.cache/fcdfn_plugin``), under a name
 keyed by a hash of the source, the flags, the compiler's version and this CPU's flags, written to a
 temporary file and renamed so concurrent processes never load a half-written library. ``make setup``
-builds it (``python -m fcdfn_plugin.ops.basis_filter_native``); otherwise the first use does (a few
+builds it (``make native``: :func:`build`); otherwise the first use does (a few
 seconds). Where no compiler is found or the build fails, :func:`native_available` is False, one
 warning says why, and ``impl='auto'`` uses the banded op; ``impl='native'`` then raises.
 
@@ -121,7 +121,7 @@ def _load():
     for name in _FUNCTIONS:
         for suffix in _SUFFIX.values():
             function = getattr(lib, f'fcdfn_{name}_{suffix}')
-            function.argtypes = [pointer] * 3 + [size] * 10 + [ctypes.c_int]
+            function.argtypes = [pointer] * 4 + [size] * 10 + [ctypes.c_int]
             function.restype = None
     return lib
 
@@ -154,11 +154,11 @@ def _require_library():
     return lib
 
 
-def _call(name, first, second, third, shape_args):
-    """One C++ loop over one sample's band; ``first``/``second``/``third`` are that sample's contiguous views."""
+def _call(name, arrays, shape_args):
+    """One C++ loop over one sample's band; ``arrays``: four contiguous views of that sample (None: null)."""
     lib = _require_library()
-    function = getattr(lib, f'fcdfn_{name}_{_SUFFIX[first.dtype]}')
-    function(first.data_ptr(), second.data_ptr(), third.data_ptr(), *shape_args, torch.get_num_threads())
+    function = getattr(lib, f'fcdfn_{name}_{_SUFFIX[arrays[0].dtype]}')
+    function(*(None if array is None else array.data_ptr() for array in arrays), *shape_args, torch.get_num_threads())
 
 
 def _bands(height, width):
@@ -172,18 +172,14 @@ def _bands(height, width):
         yield row0, min(height, row0 + rows)
 
 
-def _band_kernels(coeffs, basis_t, bias, row0, row1, buffer):
-    """The per-pixel kernels (K*K, h*W) of one sample's rows row0..row1 (coeffs (N,H,W), basis_t (K2,N)), in
-    ``buffer``: one GEMM, the bias entering its accumulator."""
+def _band_kernels(coeffs, basis_t, row0, row1, buffer):
+    """The per-pixel kernels without the bias (K*K, h*W) of one sample's rows row0..row1 (coeffs (N,H,W),
+    basis_t (K2,N)), in ``buffer``: one GEMM. The C++ loops add the bias (addmm would first copy it into every
+    tap's row of the output)."""
     num_basis, _, width = coeffs.shape
     pixels = (row1 - row0) * width
     kernels = buffer[:basis_t.shape[0] * pixels].view(basis_t.shape[0], pixels)
-    coeffs_band = coeffs[:, row0:row1].reshape(num_basis, pixels)  # a view: rows of one sample
-    if bias is None:
-        torch.mm(basis_t, coeffs_band, out=kernels)
-    else:
-        torch.addmm(bias[:, row0:row1].reshape(1, pixels), basis_t, coeffs_band, out=kernels)
-    return kernels
+    return torch.mm(basis_t, coeffs[:, row0:row1].reshape(num_basis, pixels), out=kernels)  # coeffs: a view
 
 
 def _check(padded, coeffs, basis, bias):
@@ -215,8 +211,8 @@ def basis_filter_cpu(padded: Tensor, coeffs: Tensor, basis: Tensor, bias: Option
     buffer = padded.new_empty(ksize * ksize * _band_rows(height, width) * width)
     for b in range(batch):
         for row0, row1 in _bands(height, width):
-            kernels = _band_kernels(coeffs[b], basis_t[b], None if bias is None else bias[b], row0, row1, buffer)
-            _call('apply_forward', padded[b], kernels, out[b],
+            kernels = _band_kernels(coeffs[b], basis_t[b], row0, row1, buffer)
+            _call('apply_forward', (padded[b], kernels, None if bias is None else bias[b], out[b]),
                   (1, channels, height, width, padded_h, padded_w, ksize, dilation, row0, row1 - row0))
     return out
 
@@ -257,16 +253,16 @@ def basis_filter_cpu_backward(grad_out: Tensor, padded: Tensor, coeffs: Tensor, 
             shape_args = (1, channels, height, width, padded_h, padded_w, ksize, dilation, row0, band_h)
             if need_kernel_grad:
                 grad_kernels = grad_buffer[:taps * pixels].view(taps, pixels)
-                _call('kernel_grad', padded[b], grad_out[b], grad_kernels, shape_args)
+                _call('kernel_grad', (padded[b], grad_out[b], grad_bias[b] if need_bias else None, grad_kernels),
+                      shape_args)
                 if need_coeffs:
                     torch.mm(basis_t[b].t(), grad_kernels, out=grad_coeffs[b, :, row0:row1].view(num_basis, pixels))
                 if need_basis:
                     grad_basis_t[b].addmm_(grad_kernels, coeffs[b, :, row0:row1].reshape(num_basis, pixels).t())
-                if need_bias:
-                    torch.sum(grad_kernels, 0, keepdim=True, out=grad_bias[b, :, row0:row1].view(1, pixels))
             if need_image:
-                kernels = _band_kernels(coeffs[b], basis_t[b], None if bias is None else bias[b], row0, row1, buffer)
-                _call('image_grad', kernels, grad_out[b], grad_padded[b], shape_args)
+                kernels = _band_kernels(coeffs[b], basis_t[b], row0, row1, buffer)
+                _call('image_grad', (kernels, None if bias is None else bias[b], grad_out[b], grad_padded[b]),
+                      shape_args)
     grad_basis = grad_basis_t.transpose(1, 2).reshape(basis.shape) if need_basis else empty
     return grad_padded, grad_coeffs, grad_basis, grad_bias
 
@@ -294,8 +290,3 @@ def _backward(ctx, grad_out):
 
 
 basis_filter_cpu.register_autograd(_backward, setup_context=_setup_context)
-
-
-if __name__ == '__main__':  # `make setup`: build the library now, so the first training does not
-    logging.basicConfig(level=logging.INFO)
-    print('fcdfn_plugin native CPU kernel:', build())
