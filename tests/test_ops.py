@@ -99,7 +99,8 @@ def test_native_float32_without_bias_and_one_thread_matches_reference(channels, 
             torch.set_num_threads(threads)
         assert out.dtype == torch.float32
         for mine, expected in zip((out,) + grads, (ref,) + ref_grads):
-            torch.testing.assert_close(mine.double(), expected, rtol=1e-5, atol=1e-5 * float(expected.detach().abs().max()))
+            scale = float(expected.detach().abs().max())
+            torch.testing.assert_close(mine.double(), expected, rtol=1e-5, atol=1e-5 * scale)
 
 
 def test_native_is_a_custom_op_with_fake_and_autograd():

@@ -324,18 +324,13 @@ def model_command(args):
             report['time_per_mp_ratio_largest_over_smallest'] = last['seconds_per_mp'] / first['seconds_per_mp']
             print(f'filter {impl}: time per MP, {last["megapixels"]:.1f} MP / {first["megapixels"]:.1f} MP: '
                   f'{report["time_per_mp_ratio_largest_over_smallest"]:.2f}')
-    if len(impls) > 1:
-        for name, key in (('train step FCDFNArch', None), ('inference', 'inference')):
-            base = reports[impls[0]]
-            for impl in impls[1:]:
-                if key is None:
-                    print(f'{name}: {impls[0]} / {impl} time: '
-                          f'{base["train"]["FCDFNArch"]["seconds"] / reports[impl]["train"]["FCDFNArch"]["seconds"]:.2f}')
-                else:
-                    for old, new in zip(base['inference'], reports[impl]['inference']):
-                        print(f'inference {old["megapixels"]:.1f} MP: {impls[0]} / {impl} time: '
-                              f'{old["seconds"] / new["seconds"]:.2f}, memory '
-                              f'{old["peak_above_inputs_mb"]:.0f} -> {new["peak_above_inputs_mb"]:.0f} MB')
+    base = reports[impls[0]]
+    for impl in impls[1:]:  # the first impl against each other one
+        ratio = base['train']['FCDFNArch']['seconds'] / reports[impl]['train']['FCDFNArch']['seconds']
+        print(f'train step FCDFNArch: {impls[0]} / {impl} time: {ratio:.2f}')
+        for old, new in zip(base['inference'], reports[impl]['inference']):
+            print(f'inference {old["megapixels"]:.1f} MP: {impls[0]} / {impl} time: {old["seconds"] / new["seconds"]:.2f}, '
+                  f'memory {old["peak_above_inputs_mb"]:.0f} -> {new["peak_above_inputs_mb"]:.0f} MB')
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(reports[impls[0]] if len(impls) == 1 else reports, f, indent=1)
