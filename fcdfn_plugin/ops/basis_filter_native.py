@@ -263,7 +263,8 @@ def basis_filter_cpu_backward(grad_out: Tensor, padded: Tensor, coeffs: Tensor, 
                 kernels = _band_kernels(coeffs[b], basis_t[b], row0, row1, buffer)
                 _call('image_grad', (kernels, None if bias is None else bias[b], grad_out[b], grad_padded[b]),
                       shape_args)
-    grad_basis = grad_basis_t.transpose(1, 2).reshape(basis.shape) if need_basis else empty
+    # contiguous, as the fake implementation's empty_like promises (torch.compile checks the strides)
+    grad_basis = grad_basis_t.transpose(1, 2).reshape(basis.shape).contiguous() if need_basis else empty
     return grad_padded, grad_coeffs, grad_basis, grad_bias
 
 
