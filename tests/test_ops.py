@@ -1,5 +1,7 @@
 """The filtering op against a slow unfold reference, gradcheck, and known answers for Eq. 5."""
+import functools
 import importlib
+import logging
 
 import pytest
 import torch
@@ -32,7 +34,9 @@ def random_inputs(batch, channels, num_basis, size, height, width, dtype=torch.f
 
 @pytest.mark.parametrize('size,dilation,padding_mode', [
     (3, 1, 'reflect'), (7, 1, 'zeros'), (15, 1, 'reflect'), (3, 4, 'zeros'), (7, 4, 'reflect'), (15, 4, 'reflect')])
-@pytest.mark.parametrize('op', [basis_filter, basis_filter_conv])
+@pytest.mark.parametrize('op', [functools.partial(basis_filter, impl='banded'),
+                                functools.partial(basis_filter, impl='native'), basis_filter_conv],
+                         ids=['banded', 'native', 'conv'])
 def test_matches_unfold_reference_values_and_gradients(op, size, dilation, padding_mode):
     # odd sizes, B > 1, several bands (DEFAULT_TILE_PIXELS // (B*W) = 30 rows per band here)
     inputs = random_inputs(2, 3, 6, size, 61, 67)
@@ -48,27 +52,80 @@ def test_matches_unfold_reference_values_and_gradients(op, size, dilation, paddi
         assert (mine - ref).abs().max() <= 1e-5 * scale, name
 
 
-def test_many_bands_match_one_band(monkeypatch):
+@pytest.mark.parametrize('impl,module_name,constant', [
+    ('banded', 'basis_filter', 'DEFAULT_TILE_PIXELS'), ('native', 'basis_filter_native', 'NATIVE_TILE_PIXELS')])
+def test_many_bands_match_one_band(impl, module_name, constant, monkeypatch):
     """Band boundaries must not show: tiny bands (1 row) give the same values and gradients."""
-    module = importlib.import_module('fcdfn_plugin.ops.basis_filter')
+    module = importlib.import_module(f'fcdfn_plugin.ops.{module_name}')
     inputs = random_inputs(3, 3, 5, 7, 23, 29, dtype=torch.float64)
     results = []
     for tile in (1, 10**7):
-        monkeypatch.setattr(module, 'DEFAULT_TILE_PIXELS', tile)
+        monkeypatch.setattr(module, constant, tile)
         leaves = [t.clone().requires_grad_() for t in inputs]
-        out = basis_filter(*leaves, dilation=2)
+        out = basis_filter(*leaves, dilation=2, impl=impl)
         results.append((out,) + torch.autograd.grad(out.square().sum(), leaves))
     for mine, ref in zip(*results):
         torch.testing.assert_close(mine, ref, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize('impl', ['banded', 'native'])
 @pytest.mark.parametrize('dilation,padding_mode', [(1, 'reflect'), (2, 'zeros')])
-def test_gradcheck_float64(dilation, padding_mode, monkeypatch):
-    module = importlib.import_module('fcdfn_plugin.ops.basis_filter')
-    monkeypatch.setattr(module, 'DEFAULT_TILE_PIXELS', 14)  # several bands even on a tiny input
+def test_gradcheck_float64(dilation, padding_mode, impl, monkeypatch):
+    monkeypatch.setattr(importlib.import_module('fcdfn_plugin.ops.basis_filter'), 'DEFAULT_TILE_PIXELS', 14)
+    monkeypatch.setattr(importlib.import_module('fcdfn_plugin.ops.basis_filter_native'), 'NATIVE_TILE_PIXELS', 14)
+    # several bands even on a tiny input
     inputs = [t.requires_grad_() for t in random_inputs(2, 2, 3, 3, 5, 7, dtype=torch.float64)]
-    assert torch.autograd.gradcheck(lambda *args: basis_filter(*args, dilation, padding_mode), inputs)
-    assert torch.autograd.gradcheck(lambda x, c, b: basis_filter(x, c, b, None, dilation, padding_mode), inputs[:3])
+    assert torch.autograd.gradcheck(lambda *args: basis_filter(*args, dilation, padding_mode, impl), inputs)
+    assert torch.autograd.gradcheck(lambda x, c, b: basis_filter(x, c, b, None, dilation, padding_mode, impl),
+                                    inputs[:3])
+
+
+@pytest.mark.parametrize('channels,size,dilation', [(1, 5, 3), (4, 9, 1)])
+def test_native_float32_without_bias_and_one_thread_matches_reference(channels, size, dilation):
+    """Any C and K, no bias, float32, one thread and the default threads: the unfold reference in float64."""
+    image, coeffs, basis, _ = random_inputs(2, channels, 4, size, 19, 26)
+    grad_out = torch.randn(2, channels, 19, 26, generator=torch.Generator().manual_seed(2))
+    leaves = [t.double().requires_grad_() for t in (image, coeffs, basis)]
+    ref = unfold_reference(*leaves, None, dilation, 'reflect')
+    ref_grads = torch.autograd.grad((ref * grad_out).sum(), leaves)
+    threads = torch.get_num_threads()
+    for num_threads in sorted({1, threads}):
+        torch.set_num_threads(num_threads)
+        try:
+            mine_leaves = [t.clone().requires_grad_() for t in (image, coeffs, basis)]
+            out = basis_filter(*mine_leaves, None, dilation, impl='native')
+            grads = torch.autograd.grad((out * grad_out).sum(), mine_leaves)
+        finally:
+            torch.set_num_threads(threads)
+        assert out.dtype == torch.float32
+        for mine, expected in zip((out,) + grads, (ref,) + ref_grads):
+            scale = float(expected.detach().abs().max())
+            torch.testing.assert_close(mine.double(), expected, rtol=1e-5, atol=1e-5 * scale)
+
+
+def test_native_is_a_custom_op_with_fake_and_autograd():
+    """torch.library's own checks of fcdfn::basis_filter_cpu: schema, fake (meta) shapes, registered autograd."""
+    from fcdfn_plugin.ops.basis_filter_native import basis_filter_cpu
+    image, coeffs, basis, bias = random_inputs(2, 3, 4, 5, 9, 11, dtype=torch.float64)
+    padded = pad_image(image, 4, 'reflect').requires_grad_()
+    for args in ((padded, coeffs.requires_grad_(), basis.requires_grad_(), bias.requires_grad_(), 2),
+                 (padded, coeffs, basis, None, 2)):
+        torch.library.opcheck(basis_filter_cpu, args)
+
+
+def test_auto_falls_back_to_banded_with_one_warning_when_native_is_unavailable(monkeypatch, caplog):
+    native = importlib.import_module('fcdfn_plugin.ops.basis_filter_native')
+    monkeypatch.setattr(native, '_state', {'tried': False, 'lib': None, 'error': None})
+    monkeypatch.setattr(native, 'build', lambda: (_ for _ in ()).throw(RuntimeError('no C++ compiler found')))
+    inputs = random_inputs(1, 3, 4, 3, 8, 9)
+    with caplog.at_level(logging.WARNING, logger=native.__name__):
+        out = basis_filter(*inputs)
+        basis_filter(*inputs)
+    assert [r.getMessage() for r in caplog.records if 'native CPU kernel is unavailable' in r.getMessage()] and \
+        len(caplog.records) == 1
+    torch.testing.assert_close(out, basis_filter(*inputs, impl='banded'), rtol=0, atol=0)
+    with pytest.raises(RuntimeError, match='no C.. compiler found'):
+        basis_filter(*inputs, impl='native')
 
 
 def test_delta_basis_is_identity():

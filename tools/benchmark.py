@@ -1,13 +1,13 @@
 """Benchmarks, one argparse subcommand each.
 
     python tools/benchmark.py op [--size 224] [--batch 4] [--num-basis 90] [--kernel 15] [--repeat 3] [--rounds 2]
-                                 [--device cpu|cuda] [--impls banded conv naive fused]
+                                 [--device cpu|cuda] [--impls native banded conv naive fused]
     python tools/benchmark.py init [--arch FCDFNArch] [--base-channels 16 --depth 3 --num-basis 16]
     python tools/benchmark.py model [--base-channels 16 --depth 3 --num-basis 16] [--megapixels 1 12] [--json out.json]
-                                    [--device cpu|cuda] [--amp bf16|fp16|none] [--filter-impl auto|banded|fused]
+                                    [--device cpu|cuda] [--amp bf16|fp16|none] [--filter-impl auto|banded|fused|native ...]
     python tools/benchmark.py dist [--iters 60] [--batch 16]
     python tools/benchmark.py step -opt options/table1/*_small.yml [--batch 8] [--crop 64] [--repeat 3] [--rounds 1]
-                                   [--amp bf16]
+                                   [--amp bf16] [--filter-impl banded native]
 
 ``op``: time and peak resident memory above the inputs of one forward+backward of ``basis_filter``
 (banded, the kept design), ``basis_filter_conv`` (design (a)) and a naive unfold filter, each in its
@@ -45,9 +45,10 @@ import subprocess
 import sys
 import time
 
-IMPLEMENTATIONS = ('banded', 'conv', 'naive', 'fused')
+IMPLEMENTATIONS = ('banded', 'conv', 'naive', 'fused', 'native')
 #: Implementations ``op`` runs when ``--impls`` is not given, per device.
-DEFAULT_IMPLS = {'cpu': ('banded', 'conv', 'naive'), 'cuda': ('fused', 'banded', 'naive')}
+DEFAULT_IMPLS = {'cpu': ('native', 'banded', 'conv', 'naive'), 'cuda': ('fused', 'banded', 'naive')}
+FILTER_IMPL_CHOICES = ('auto', 'banded', 'fused', 'native')
 AMP_CHOICES = ('none', 'bf16', 'fp16')
 
 
@@ -88,6 +89,7 @@ def op_worker(args):
     from fcdfn_plugin.ops import basis_filter, basis_filter_conv
     fn = {'banded': functools.partial(basis_filter, impl='banded'),
           'fused': functools.partial(basis_filter, impl='fused'),
+          'native': functools.partial(basis_filter, impl='native'),
           'conv': basis_filter_conv, 'naive': naive_unfold_filter}[args.worker]
     device = torch.device(args.device)
     cuda = device.type == 'cuda'
@@ -210,8 +212,8 @@ def init_command(args):
 
 def _model_options(args):
     """Backbone options shared by both archs (equal width, depth and N; each keeps its kernel defaults)."""
-    return dict(base_channels=args.base_channels, depth=args.depth, num_basis=args.num_basis,
-                filter_impl=args.filter_impl)
+    impl = args.filter_impl[0] if isinstance(args.filter_impl, list) else args.filter_impl
+    return dict(base_channels=args.base_channels, depth=args.depth, num_basis=args.num_basis, filter_impl=impl)
 
 
 def model_worker(args):
@@ -279,12 +281,13 @@ def model_worker(args):
 
 def model_command(args):
     check_device(args.device)
-    if args.filter_impl == 'fused' and args.device != 'cuda':
+    if 'fused' in args.filter_impl and args.device != 'cuda':
         raise SystemExit('--filter-impl fused needs --device cuda')
+    impls = args.filter_impl
 
-    def run(worker, extra=()):
+    def run(worker, impl, extra=()):
         command = [sys.executable, os.path.abspath(__file__), 'model', '--worker', worker, '--device', args.device,
-                   '--amp', args.amp, '--filter-impl', args.filter_impl,
+                   '--amp', args.amp, '--filter-impl', impl,
                    '--base-channels', str(args.base_channels), '--depth', str(args.depth),
                    '--num-basis', str(args.num_basis), '--batch', str(args.batch), '--size', str(args.size),
                    '--repeat', str(args.repeat), '--tile', str(args.tile), '--overlap', str(args.overlap), *extra]
@@ -293,29 +296,44 @@ def model_command(args):
             raise SystemExit(f'{worker} failed (exit {done.returncode}):\n{done.stderr[-2000:]}')
         return json.loads(done.stdout.strip().splitlines()[-1])
 
-    report = {'device': args.device, 'amp': args.amp, 'options': _model_options(args), 'train': {}, 'inference': []}
+    # Several --filter-impl values: every measurement runs for each impl in turn (a busy spell on a shared
+    # machine hits all of them), one report per impl.
+    reports = {impl: {'device': args.device, 'amp': args.amp, 'filter_impl': impl,
+                      'options': dict(_model_options(args), filter_impl=impl), 'train': {}, 'inference': []}
+               for impl in impls}
     for arch in ('FCDFNArch', 'DeepFnFArch'):
-        report['train'][arch] = run(f'train-{arch}')
-        print(f'train step {arch:12s} B={args.batch} {args.size}x{args.size} amp {args.amp} filter {args.filter_impl}: '
-              f'{report["train"][arch]["seconds"]:.3f} s ({report["train"][arch]["params"]:,} parameters, peak memory '
-              f'{report["train"][arch]["peak_memory_mb"]:.0f} MB)', flush=True)
-    ratio = report['train']['FCDFNArch']['seconds'] / report['train']['DeepFnFArch']['seconds']
-    report['train_ratio_fcdfn_over_deepfnf'] = ratio
-    print(f'FCDFN step / DeepFnF step: {ratio:.2f}', flush=True)
+        for impl in impls:
+            result = reports[impl]['train'][arch] = run(f'train-{arch}', impl)
+            print(f'train step {arch:12s} B={args.batch} {args.size}x{args.size} amp {args.amp} filter {impl}: '
+                  f'{result["seconds"]:.3f} s ({result["params"]:,} parameters, peak memory '
+                  f'{result["peak_memory_mb"]:.0f} MB)', flush=True)
+    for impl, report in reports.items():
+        ratio = report['train']['FCDFNArch']['seconds'] / report['train']['DeepFnFArch']['seconds']
+        report['train_ratio_fcdfn_over_deepfnf'] = ratio
+        print(f'filter {impl}: FCDFN step / DeepFnF step: {ratio:.2f}', flush=True)
     for mp in args.megapixels:
-        result = run('infer', ['--mp', str(mp)])
-        report['inference'].append(result)
-        print(f'inference {result["size"][1]}x{result["size"][0]} ({result["megapixels"]:.1f} MP), tiles '
-              f'{args.tile}/{args.overlap}: {result["seconds"]:.1f} s = {result["seconds_per_mp"]:.2f} s/MP, '
-              f'peak above inputs {result["peak_above_inputs_mb"]:.0f} MB', flush=True)
-    if len(report['inference']) > 1:
-        first, last = report['inference'][0], report['inference'][-1]
-        report['time_per_mp_ratio_largest_over_smallest'] = last['seconds_per_mp'] / first['seconds_per_mp']
-        print(f'time per MP, {last["megapixels"]:.1f} MP / {first["megapixels"]:.1f} MP: '
-              f'{report["time_per_mp_ratio_largest_over_smallest"]:.2f}')
+        for impl in impls:
+            result = run('infer', impl, ['--mp', str(mp)])
+            reports[impl]['inference'].append(result)
+            print(f'inference {result["size"][1]}x{result["size"][0]} ({result["megapixels"]:.1f} MP), filter {impl}, '
+                  f'tiles {args.tile}/{args.overlap}: {result["seconds"]:.1f} s = {result["seconds_per_mp"]:.2f} s/MP, '
+                  f'peak above inputs {result["peak_above_inputs_mb"]:.0f} MB', flush=True)
+    for impl, report in reports.items():
+        if len(report['inference']) > 1:
+            first, last = report['inference'][0], report['inference'][-1]
+            report['time_per_mp_ratio_largest_over_smallest'] = last['seconds_per_mp'] / first['seconds_per_mp']
+            print(f'filter {impl}: time per MP, {last["megapixels"]:.1f} MP / {first["megapixels"]:.1f} MP: '
+                  f'{report["time_per_mp_ratio_largest_over_smallest"]:.2f}')
+    base = reports[impls[0]]
+    for impl in impls[1:]:  # the first impl against each other one
+        ratio = base['train']['FCDFNArch']['seconds'] / reports[impl]['train']['FCDFNArch']['seconds']
+        print(f'train step FCDFNArch: {impls[0]} / {impl} time: {ratio:.2f}')
+        for old, new in zip(base['inference'], reports[impl]['inference']):
+            print(f'inference {old["megapixels"]:.1f} MP: {impls[0]} / {impl} time: {old["seconds"] / new["seconds"]:.2f}, '
+                  f'memory {old["peak_above_inputs_mb"]:.0f} -> {new["peak_above_inputs_mb"]:.0f} MB')
     if args.json:
         with open(args.json, 'w') as f:
-            json.dump(report, f, indent=1)
+            json.dump(reports[impls[0]] if len(impls) == 1 else reports, f, indent=1)
 
 
 def dist_command(args):
@@ -378,6 +396,8 @@ def step_worker(args):
     cuda = args.device == 'cuda'
     if args.amp is not None:
         opt['train']['amp'] = None if args.amp == 'none' else args.amp
+    if args.filter_impl:
+        opt['network_g']['filter_impl'] = args.filter_impl[0]
     opt.update(is_train=True, dist=False, rank=0, world_size=1, num_gpu=1 if cuda else 0)
     opt['path'] = {key: value for key, value in (opt.get('path') or {}).items() if key != 'resume_state'}
     opt['path']['pretrain_network_g'] = None
@@ -400,6 +420,7 @@ def step_worker(args):
     timed = times[args.warmup:]
     net = model.get_bare_model(model.net_g)
     print(json.dumps({'options': args.opt[0], 'network': opt['network_g']['type'], 'batch': args.batch,
+                      'filter_impl': opt['network_g'].get('filter_impl', 'auto'),
                       'crop': args.crop, 'median_seconds': statistics.median(timed), 'min_seconds': min(timed),
                       'seconds': timed, 'warmup_seconds': times[:args.warmup],
                       'params': sum(p.numel() for p in net.parameters()),
@@ -408,29 +429,37 @@ def step_worker(args):
 
 def step_command(args):
     check_device(args.device)
-    runs = {path: [] for path in args.opt}
+    impls = args.filter_impl or [None]
+    runs = {(path, impl): [] for path in args.opt for impl in impls}
     for round_index in range(args.rounds):  # files alternate, so a busy spell on a shared machine hits them all
-        for path in args.opt:
+        for path, impl in runs:
             command = [sys.executable, os.path.abspath(__file__), 'step', '--worker', '-opt', path,
                        '--batch', str(args.batch), '--crop', str(args.crop), '--repeat', str(args.repeat),
                        '--warmup', str(args.warmup), '--device', args.device] + (
-                           ['--amp', args.amp] if args.amp else [])
+                           ['--amp', args.amp] if args.amp else []) + (['--filter-impl', impl] if impl else [])
             done = subprocess.run(command, capture_output=True, text=True)
             if done.returncode != 0:
                 raise SystemExit(f'{path} failed (exit {done.returncode}; -9: out of memory?):\n{done.stderr[-2000:]}')
             result = json.loads(done.stdout.strip().splitlines()[-1])
-            runs[path].append(result)
-            print(f'[round {round_index + 1}/{args.rounds}] {path}: {result["network"]} B={args.batch} '
-                  f'{args.crop}x{args.crop}: median {result["median_seconds"]:.3f} s, '
+            runs[path, impl].append(result)
+            print(f'[round {round_index + 1}/{args.rounds}] {path} filter {result["filter_impl"]}: {result["network"]} '
+                  f'B={args.batch} {args.crop}x{args.crop}: median {result["median_seconds"]:.3f} s, '
                   f'min {result["min_seconds"]:.3f} s '
                   f'per step over {args.repeat} ({result["params"]:,} parameters, peak memory '
                   f'{result["peak_memory_mb"]:.0f} MB)', flush=True)
     results = []
-    for path, path_runs in runs.items():
+    for (path, impl), path_runs in runs.items():
         best = min(run['min_seconds'] for run in path_runs)
         results.append({**path_runs[0], 'min_seconds': best, 'runs': path_runs})
         if args.rounds > 1:
-            print(f'{path}: min over {args.rounds} rounds {best:.3f} s per step', flush=True)
+            print(f'{path} filter {path_runs[0]["filter_impl"]}: min over {args.rounds} rounds {best:.3f} s per step',
+                  flush=True)
+    if len(impls) > 1:  # the first impl against each other one, per file
+        for path in args.opt:
+            base = min(run['min_seconds'] for run in runs[path, impls[0]])
+            for impl in impls[1:]:
+                print(f'{path}: {impls[0]} / {impl} step time (min): '
+                      f'{base / min(run["min_seconds"] for run in runs[path, impl]):.2f}', flush=True)
     if args.json:
         with open(args.json, 'w') as handle:
             json.dump(results, handle, indent=1)
@@ -471,8 +500,8 @@ def main(argv=None):
     model.add_argument('--overlap', type=int, default=128)
     model.add_argument('--device', default='cpu', choices=('cpu', 'cuda'))
     model.add_argument('--amp', default='none', choices=AMP_CHOICES, help='autocast of the training forward')
-    model.add_argument('--filter-impl', default='auto', choices=('auto', 'banded', 'fused'),
-                       help="the archs' filter_impl (fused: cuda only)")
+    model.add_argument('--filter-impl', nargs='+', default=['auto'], choices=FILTER_IMPL_CHOICES,
+                       help="the archs' filter_impl (fused: cuda only); several: each measured in turn")
     model.add_argument('--json', default=None, help='write the results here')
     model.add_argument('--worker', help=argparse.SUPPRESS)
     model.add_argument('--mp', type=float, help=argparse.SUPPRESS)
@@ -488,6 +517,8 @@ def main(argv=None):
     step.add_argument('--rounds', type=int, default=1, help='processes per file, alternating between files')
     step.add_argument('--device', default='cpu', choices=('cpu', 'cuda'))
     step.add_argument('--amp', default=None, choices=AMP_CHOICES, help="override the options' train.amp")
+    step.add_argument('--filter-impl', nargs='+', default=None, choices=FILTER_IMPL_CHOICES,
+                      help="override network_g.filter_impl; several: each file runs with each, alternating")
     step.add_argument('--json', default=None, help='write the results here')
     step.add_argument('--worker', action='store_true', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

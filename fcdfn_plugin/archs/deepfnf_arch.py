@@ -193,7 +193,7 @@ class DeepFnFArch(nn.Module):
         flash_gain: initial learnable gain of the flash input (fcdfn only; null = 2.0).
         padding_mode: 'reflect' or 'zeros', the per-pixel filters' borders.
         variant: 'fcdfn' or 'official'.
-        filter_impl: implementation of the per-pixel filterings ('auto', 'banded', 'fused'), as FCDFNArch.
+        filter_impl: implementation of the per-pixel filterings ('auto', 'banded', 'fused', 'native'), as FCDFNArch.
 
     ``forward(lq, flash, context=None, sigma_read=None, sigma_shot=None)``: (B,3,H,W) each, any H, W
     -> (B,3,H,W), not clamped. ``needs_noise_level`` is True for the official variant, which then

@@ -42,9 +42,9 @@ class FCDFNArch(nn.Module):
             gain (bounded to a factor e): the exposure and colour of the ambient light, which a
             small per-pixel network with a limited receptive field cannot see. Starts identical
             to 'global'. See docs/DESIGN.md.
-        filter_impl: implementation of every per-pixel filtering ('auto', 'banded', 'fused'; see
-            :func:`~fcdfn_plugin.ops.basis_filter`): 'auto' is the banded op everywhere for now;
-            'fused' is the Triton kernel (CUDA; GPU speed unmeasured). The weights do not depend on it.
+        filter_impl: implementation of every per-pixel filtering ('auto', 'banded', 'fused', 'native'; see
+            :func:`~fcdfn_plugin.ops.basis_filter`): 'auto' is the C++ 'native' kernel on CPU where it
+            builds, else the banded op; 'fused' is the Triton kernel (CUDA; GPU speed unmeasured). The weights do not depend on it.
 
     ``forward(lq, flash, context=None)``: (B,3,H,W) sRGB in [0,1] each, any H, W -> (B,3,H,W), not
     clamped. ``context`` replaces the image-level input of the basis decoders (the global average of

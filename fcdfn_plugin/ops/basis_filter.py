@@ -10,8 +10,11 @@ of the whole image are ever held, so extra memory stays at one band's worth plus
 the inputs. ``docs/DESIGN.md`` compares this with the conv-basis design (``basis_filter_conv``).
 
 ``impl='fused'`` runs the same maths as one Triton kernel per pixel tile instead
-(:mod:`fcdfn_plugin.ops.basis_filter_triton`, imported only then); ``'auto'`` is the banded op
-everywhere until the fused kernel is measured faster on a GPU.
+(:mod:`fcdfn_plugin.ops.basis_filter_triton`, imported only then). ``impl='native'`` runs it on CPU
+with a small C++/OpenMP library that never materialises the per-tap products, as the custom operator
+``fcdfn::basis_filter_cpu`` (:mod:`fcdfn_plugin.ops.basis_filter_native`: build, fallback, threads).
+``'auto'`` is 'native' for float32/float64 CPU tensors where that library builds, else 'banded' (on
+CUDA too, until the fused kernel is measured faster on a GPU).
 """
 import contextlib
 import functools
@@ -29,9 +32,9 @@ DEFAULT_TILE_PIXELS = 4096
 # 4096 -> 24 ms / 31 MiB, 16384 -> 9.2 ms / 116 MiB, 65536 -> 6.4 ms / 454 MiB; naive unfold
 # 5.7 ms / 1825 MiB. 16384 keeps 16x less memory than naive at 1.6x its time.
 CUDA_TILE_PIXELS = 16384
-#: Values of ``impl``. 'auto' is 'banded' on every device: the fused kernel becomes the CUDA default
-#: only once it is measured faster there (``tools/gpu_check.sh``); its GPU speed is unmeasured.
-IMPLS = ('auto', 'banded', 'fused')
+#: Values of ``impl``. 'auto' is 'native' on CPU (where the C++ kernel builds) and 'banded' elsewhere: the
+#: fused kernel becomes the CUDA default only once it is measured faster there (``tools/gpu_check.sh``).
+IMPLS = ('auto', 'banded', 'fused', 'native')
 
 
 def pad_image(image, pad, padding_mode='reflect'):
@@ -212,11 +215,21 @@ def _autocast_off(device):
     return contextlib.nullcontext()
 
 
-def resolve_impl(impl):
-    """The implementation ``impl`` ('auto', 'banded', 'fused') stands for: 'auto' is 'banded' for now."""
+def resolve_impl(impl, tensor=None):
+    """The implementation ``impl`` (one of ``IMPLS``) stands for on ``tensor``'s device and dtype.
+
+    'auto' is 'native' for float32/float64 CPU tensors where the C++ kernel is available (it is built
+    at the first such call), else 'banded'; without ``tensor`` (validation only) 'auto' stays 'auto'.
+    """
     if impl not in IMPLS:
         raise ValueError(f'impl (filter_impl) must be one of {IMPLS}, got {impl!r}')
-    return 'banded' if impl == 'auto' else impl
+    if impl != 'auto' or tensor is None:
+        return impl
+    if tensor.device.type == 'cpu' and tensor.dtype in (torch.float32, torch.float64):
+        from .basis_filter_native import native_available
+        if native_available():
+            return 'native'
+    return 'banded'
 
 
 def _fused_function(device):
@@ -244,8 +257,9 @@ def basis_filter(image, coeffs, basis, bias=None, dilation=1, padding_mode='refl
         dilation: spacing of the kernel taps (the coarse branch uses 4).
         padding_mode: 'reflect' or 'zeros', how the image is extended past its border.
         impl: 'banded' (see below), 'fused' (the Triton kernel of ``basis_filter_triton``: CUDA
-            tensors, or CPU ones under ``TRITON_INTERPRET=1``; float32/16/bfloat16) or 'auto'
-            (= 'banded' everywhere until 'fused' is measured faster on a GPU).
+            tensors, or CPU ones under ``TRITON_INTERPRET=1``; float32/16/bfloat16), 'native' (the
+            C++/OpenMP CPU kernel of ``basis_filter_native``: CPU, float32/float64) or 'auto'
+            ('native' on CPU where it builds, else 'banded').
 
     Returns:
         (B,C,H,W): ``out[b,c,r] = sum_t W(r,t) x[b,c,r + dilation*(t - (K-1)/2)]`` (correlation).
@@ -259,15 +273,20 @@ def basis_filter(image, coeffs, basis, bias=None, dilation=1, padding_mode='refl
     returns float32; the sums over K*K taps are not done in 8 bits of mantissa.
     """
     _check_inputs(image, coeffs, basis, bias, dilation)
-    impl = resolve_impl(impl)
     tensors = [image, coeffs, basis] + ([] if bias is None else [bias])
     dtype = functools.reduce(torch.promote_types, [t.dtype for t in tensors])
     image, coeffs, basis = (t.to(dtype).contiguous() for t in (image, coeffs, basis))
     bias = None if bias is None else bias.to(dtype).contiguous()
+    impl = resolve_impl(impl, image)
     function = _fused_function(image.device) if impl == 'fused' else None
     with _autocast_off(image.device):
         pad = dilation * (basis.shape[-1] - 1) // 2
         padded = pad_image(image, pad, padding_mode).contiguous()
+        if impl == 'native':
+            if image.device.type != 'cpu':
+                raise RuntimeError(f"impl='native' runs on CPU tensors, got {image.device}; use 'auto' or 'banded'")
+            from .basis_filter_native import basis_filter_cpu
+            return basis_filter_cpu(padded, coeffs, basis, bias, int(dilation))
         if function is not None:
             return function.apply(padded, coeffs, basis, bias, int(dilation))
         tile_pixels = CUDA_TILE_PIXELS if image.is_cuda else DEFAULT_TILE_PIXELS

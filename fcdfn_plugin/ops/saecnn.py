@@ -23,7 +23,7 @@ def saecnn_filter(image, coeffs, bases, biases, residual_weights, mode='cascade'
             'parallel' (the "w/o SAECNN" ablation, one layer of several kernels):
             F = sum_k alpha_k (W_k * I).
         padding_mode: border handling of every layer, see :func:`basis_filter`.
-        impl: implementation of every layer's filter ('auto', 'banded', 'fused'), see :func:`basis_filter`.
+        impl: implementation of every layer's filter ('auto', 'banded', 'fused', 'native'), see :func:`basis_filter`.
 
     Returns:
         (B,C,H,W) F(I).
