@@ -153,3 +153,46 @@ def write_image(path, pixels, option='--out'):
     if not ok or not osp.isfile(path):
         raise CliError(f'{option}: could not write {path!r} (is the folder writable and the disk not full?)')
     return bits
+
+
+def check_runner_options(argv):
+    """Check the ``-opt`` file of BasicSR's train/test runner before BasicSR reads it (which fails with a traceback).
+
+    The file must exist and parse as BasicSR parses it, and its ``network_g`` / ``network_d``, ``model_type``
+    and dataset types must be registered, with keys the arch takes. Raises CliError naming the file and key.
+    """
+    import yaml
+    from basicsr.utils.options import ordered_yaml
+    from basicsr.utils.registry import DATASET_REGISTRY, MODEL_REGISTRY
+
+    from .inference import InferenceSetupError, check_network_options
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument('-opt', default=None)
+    opt_path = parser.parse_known_args(argv)[0].opt
+    if opt_path is None:
+        return  # BasicSR's own parser says that -opt is required
+    if not osp.isfile(opt_path):
+        raise CliError(f'-opt {opt_path!r} does not exist' + (' (it is a folder)' if osp.isdir(opt_path) else '')
+                       + '; pass a BasicSR options file such as options/fcdfn_demo.yml')
+    try:
+        with open(opt_path) as handle:
+            opt = yaml.load(handle, Loader=ordered_yaml()[0])
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise CliError(f'-opt {opt_path!r} is not a readable YAML file: {" ".join(str(error).split())}')
+    if not isinstance(opt, dict):
+        raise CliError(f'-opt {opt_path!r} holds no mapping of options (got {type(opt).__name__})')
+    for key in ('network_g', 'network_d'):
+        if key in opt:
+            try:
+                check_network_options(opt[key], f'{opt_path} ({key})')
+            except InferenceSetupError as error:
+                raise CliError(str(error))
+    model_type = opt.get('model_type', 'SRModel')
+    if model_type not in MODEL_REGISTRY._obj_map:
+        raise CliError(f'-opt {opt_path}: model_type {model_type!r} is not a registered model; known: '
+                       f'{", ".join(sorted(MODEL_REGISTRY._obj_map))}')
+    for phase, dataset in (opt.get('datasets') or {}).items():
+        kind = dataset.get('type') if isinstance(dataset, dict) else None
+        if kind not in DATASET_REGISTRY._obj_map:
+            raise CliError(f'-opt {opt_path}: datasets.{phase}.type {kind!r} is not a registered dataset; known: '
+                           f'{", ".join(sorted(DATASET_REGISTRY._obj_map))}')
