@@ -146,10 +146,18 @@ def test_refuses_existing_output_and_a_crash_leaves_nothing_half_written(toy_roo
     def crash(*args, **kwargs):
         raise RuntimeError('simulated crash while writing the test set')
 
+    # --overwrite never deletes what prepare_faid did not write
+    with pytest.raises(FileExistsError, match=r'holds files prepare_faid did not write \(.*precious.txt\)'):
+        _prepare(toy_root, out, overwrite=True)
+    assert (out / 'precious.txt').read_text() == 'keep'
+    (out / 'precious.txt').unlink()
+    _prepare(toy_root, out, overwrite=True)
+    first = sorted(os.listdir(out / 'test' / 'gt'))
+
     monkeypatch.setattr(prepare, 'degrade_test_pair', crash)
     with pytest.raises(RuntimeError, match='simulated crash'):
         _prepare(toy_root, out, overwrite=True)
-    assert sorted(os.listdir(tmp_path)) == ['out'] and (out / 'precious.txt').read_text() == 'keep'
+    assert sorted(os.listdir(tmp_path)) == ['out'] and sorted(os.listdir(out / 'test' / 'gt')) == first
     monkeypatch.undo()
     _prepare(toy_root, out, overwrite=True)
     assert sorted(os.listdir(out)) == ['split.json', 'test', 'train.lmdb']

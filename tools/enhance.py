@@ -10,35 +10,62 @@ FCDFN small trained on the offline toy FAID by ``make small-model``; see docs/RE
 The network is built from ``network_g`` of the options the weights were trained with: ``-opt`` if
 given, else the ``network_g`` stored in the checkpoint, else the options file that ``tools/train.py``
 copied into the experiment folder (``experiments/<name>/`` above ``models/net_g_X.pth``). Inputs
-are sRGB photos (8- or 16-bit PNG, JPEG, anything OpenCV reads); the result is written with the
-low-light input's bit depth. Pairs above ``--min-pixels`` run tile by tile with blended overlaps.
+are sRGB photos (8- or 16-bit PNG, JPEG, anything OpenCV reads), turned upright by their EXIF
+orientation; the result is written with the low-light input's bit depth (8 bits in a format without
+16, such as JPEG). Outputs are checked before any work and never replace an input. Pairs above
+``--min-pixels`` run tile by tile with blended overlaps.
 Networks that take the noise level (DeepFnFArch, variant official) need ``--sigma-read`` and
 ``--sigma-shot``: the read and shot noise sigmas of the linear low-light image.
 """
 import argparse
-import os
 import sys
 import time
 from os import path as osp
 
-import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from fcdfn_plugin.utils.cli import (CliError, check_distinct, check_image_output, check_tiling,  # noqa: E402
+                                    float_at_least, int_at_least, write_image)
+#: A low-light photo with more than this share of clipped pixels gets a warning: it has no information left there.
+SATURATED_FRACTION = 0.5
 
 
 def read_photo(path, what):
-    """HxWx3 float32 RGB in [0, 1] and the file's bit depth (8 or 16)."""
-    from fcdfn_plugin.data.faid_io import decode_image, read_file_bytes, to_unit_float
-    if not osp.isfile(path):
-        raise SystemExit(f'error: {what} image {path!r} does not exist.')
+    """The :class:`~fcdfn_plugin.utils.photo_io.Photo` in ``path`` (upright, EXIF read); errors exit with the reason."""
+    from fcdfn_plugin.utils.photo_io import PhotoError
+    from fcdfn_plugin.utils.photo_io import read_photo as read
     try:
-        image = decode_image(read_file_bytes(path), f'{what} image {path!r}')
-    except (ValueError, FileNotFoundError) as err:
+        photo = read(path, what)
+    except PhotoError as err:
         raise SystemExit(f'error: {err}')
-    return to_unit_float(image), 16 if image.dtype == np.uint16 else 8
+    if photo.orientation != 1:
+        print(f'{what} photo {path}: EXIF orientation {photo.orientation} applied ({photo.orientation_text}).',
+              flush=True)
+    return photo
+
+
+def check_pair(lowlight, flash):
+    """Warnings for a pair that will not enhance as expected; an error for sizes that differ."""
+    from fcdfn_plugin.utils.photo_io import clipped_fraction
+    if lowlight.orientation != flash.orientation:
+        print(f'warning: the low-light photo has EXIF orientation {lowlight.orientation} ({lowlight.orientation_text}) '
+              f'but the flash photo {flash.orientation} ({flash.orientation_text}); both were turned upright as '
+              'tagged, so check that the two show the scene the same way up.', file=sys.stderr, flush=True)
+    if lowlight.rgb.shape != flash.rgb.shape:
+        raise SystemExit(f'error: the low-light image is {lowlight.rgb.shape[1]}x{lowlight.rgb.shape[0]} but the flash '
+                         f'image is {flash.rgb.shape[1]}x{flash.rgb.shape[0]} (upright); the pair must have the same '
+                         'size.')
+    clipped = clipped_fraction(lowlight.rgb)
+    if clipped > SATURATED_FRACTION:
+        print(f'warning: the low-light photo {lowlight.path} is saturated: {clipped:.0%} of its pixels are clipped at '
+              'white, so they hold no scene information and the result there will be wrong. Pass the dark, '
+              'no-flash photo as --lowlight (not the flash photo, nor an over-exposed shot).', file=sys.stderr,
+              flush=True)
 
 
 def to_file_pixels(rgb, bits):
@@ -66,25 +93,32 @@ def main(argv=None):
     parser.add_argument('-opt', default=None,
                         help='options file the weights were trained with (its network_g is used); default: the '
                         'network_g stored in the checkpoint, else the options file in its experiment folder')
-    parser.add_argument('--tile', type=int, default=512, help='tile size for large images (pixels)')
-    parser.add_argument('--overlap', type=int, default=128, help='tile overlap (pixels)')
-    parser.add_argument('--min-pixels', type=int, default=1024 * 1024, help='tile images with at least this many pixels')
+    parser.add_argument('--tile', type=int_at_least(1), default=512, help='tile size for large images (pixels)')
+    parser.add_argument('--overlap', type=int_at_least(0), default=128, help='tile overlap (pixels)')
+    parser.add_argument('--min-pixels', type=int_at_least(0), default=1024 * 1024,
+                        help='tile images with at least this many pixels')
     parser.add_argument('--compare', default=None, help='also write low-light | flash | result side by side here')
     parser.add_argument('--overwrite', action='store_true', help='replace existing output files')
-    parser.add_argument('--sigma-read', type=float, default=None,
+    parser.add_argument('--sigma-read', type=float_at_least(0), default=None,
                         help='read-noise sigma (linear), for networks that take the noise level')
-    parser.add_argument('--sigma-shot', type=float, default=None,
+    parser.add_argument('--sigma-shot', type=float_at_least(0), default=None,
                         help='shot-noise sigma (linear), for networks that take the noise level')
     args = parser.parse_args(argv)
 
-    for target in filter(None, [args.out, args.compare]):
-        if osp.exists(target) and not args.overwrite:
-            raise SystemExit(f'error: {target!r} exists; pass --overwrite to replace it.')
-    lowlight, bits = read_photo(args.lowlight, 'low-light')
-    flash, _ = read_photo(args.flash, 'flash')
-    if lowlight.shape != flash.shape:
-        raise SystemExit(f'error: the low-light image is {lowlight.shape[1]}x{lowlight.shape[0]} but the flash image '
-                         f'is {flash.shape[1]}x{flash.shape[0]}; the pair must have the same size.')
+    # Every output checked before any work: a writable format, its folder, no clash with an input or each other.
+    try:
+        check_tiling(args.tile, args.overlap)
+        inputs = {'--lowlight': args.lowlight, '--flash': args.flash, '--weights': args.weights, '-opt': args.opt}
+        check_distinct({'--out': args.out, '--compare': args.compare})
+        for option in ('--out', '--compare'):
+            if getattr(args, option[2:]) is not None:
+                check_image_output(getattr(args, option[2:]), option, args.overwrite, inputs)
+    except CliError as err:
+        raise SystemExit(f'error: {err}')
+    photo = read_photo(args.lowlight, 'low-light')
+    flash_photo = read_photo(args.flash, 'flash')
+    check_pair(photo, flash_photo)
+    lowlight, flash, bits = photo.rgb, flash_photo.rgb, photo.bits
 
     from fcdfn_plugin.models.fcdfn_model import enhance_pair, noise_level_tensors
     from fcdfn_plugin.utils.inference import SHIPPED_WEIGHTS
@@ -99,6 +133,10 @@ def main(argv=None):
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     net, source = build_network(args.opt, args.weights, device)
     print(f'Network: {type(net).__name__} from {source}', flush=True)
+    try:
+        check_tiling(args.tile, args.overlap, getattr(net, 'pad_multiple', 1))
+    except CliError as err:
+        raise SystemExit(f'error: {err}')
     noise_given = (args.sigma_read, args.sigma_shot) != (None, None)
     noise_level = None
     if getattr(net, 'needs_noise_level', False):
@@ -120,14 +158,16 @@ def main(argv=None):
         result = enhance_pair(net, to_tensor(lowlight), to_tensor(flash), size=args.tile, overlap=args.overlap,
                               min_pixels=args.min_pixels, progress=progress, noise_level=noise_level)
     result = result[0].clamp(0, 1).cpu().numpy().transpose(1, 2, 0)
-    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    if not cv2.imwrite(args.out, to_file_pixels(result, bits)):
-        raise SystemExit(f'error: could not write {args.out!r} (unknown extension?).')
-    print(f'Wrote {args.out} in {time.time() - started:.1f} s', flush=True)
-    if args.compare:
-        side = np.concatenate([lowlight, flash, result], axis=1)
-        cv2.imwrite(args.compare, to_file_pixels(side, 8))
-        print(f'Wrote {args.compare} (low-light | flash | result)', flush=True)
+    try:
+        written = write_image(args.out, to_file_pixels(result, bits), '--out')
+        depth = f', {written}-bit' + (f' ({osp.splitext(args.out)[1]} has no 16 bits)' if written < bits else '')
+        print(f'Wrote {args.out} in {time.time() - started:.1f} s{depth}', flush=True)
+        if args.compare:
+            side = np.concatenate([lowlight, flash, result], axis=1)
+            write_image(args.compare, to_file_pixels(side, 8), '--compare')
+            print(f'Wrote {args.compare} (low-light | flash | result)', flush=True)
+    except CliError as err:
+        raise SystemExit(f'error: {err}')
 
 
 if __name__ == '__main__':

@@ -38,12 +38,14 @@ import fcdfn_plugin  # noqa: E402,F401  (first: makes BasicSR 1.4.2 importable)
 from fcdfn_plugin.metrics import calculate_fcdfn_lpips  # noqa: E402
 from fcdfn_plugin.models.fcdfn_model import (NOISE_LEVEL_KEYS, TILE_DEFAULTS, enhance_pair,  # noqa: E402
                                              noise_level_tensors)
+from fcdfn_plugin.utils.cli import CliError, check_tiling, inside, int_at_least, write_image  # noqa: E402
 from fcdfn_plugin.utils.evaluation import evaluate_methods, list_test_scenes, reference_methods, summarise  # noqa: E402
 from fcdfn_plugin.utils.inference import InferenceSetupError, build_trained_network  # noqa: E402
 from fcdfn_plugin.utils.report import comparison_grid, markdown_table  # noqa: E402
 
 
 INPUT_LABEL = 'low-light input'  # the reference row that is the first column of the figures already
+RESERVED_LABELS = tuple(reference_methods())  # rows of the table that --labels must not replace
 
 
 def detail_window(gt8, size):
@@ -109,17 +111,20 @@ def parse_args(argv=None):
     parser.add_argument('--no-references', action='store_true', help='leave out the input and oracle-gain rows')
     parser.add_argument('--no-lpips', action='store_true', help='score PSNR and SSIM only')
     parser.add_argument('--save-images', action='store_true', help='write every output under <out>/images/<label>/')
-    parser.add_argument('--figure-scenes', type=int, default=4, help='scenes in the comparison figures (0: none)')
-    parser.add_argument('--crop', type=int, default=160, help='side of the detail crops, pixels')
-    parser.add_argument('--max-scenes', type=int, default=None, help='score only the first N scenes')
+    parser.add_argument('--figure-scenes', type=int_at_least(0), default=4,
+                        help='scenes in the comparison figures (0: none)')
+    parser.add_argument('--crop', type=int_at_least(1), default=160, help='side of the detail crops, pixels')
+    parser.add_argument('--max-scenes', type=int_at_least(1), default=None, help='score only the first N scenes')
     parser.add_argument('--detail', action='store_true',
                         help='also report how much fine structure each output reproduces (hf_corr, hf_gain)')
     parser.add_argument('--parts', action='store_true',
                         help='FCDFN models: also score each restored branch alone and report the mean fusion '
                         'weight of the flash branch (untiled)')
-    parser.add_argument('--tile', type=int, default=TILE_DEFAULTS['size'], help='tile size for large images')
-    parser.add_argument('--overlap', type=int, default=TILE_DEFAULTS['overlap'], help='tile overlap')
-    parser.add_argument('--min-pixels', type=int, default=TILE_DEFAULTS['min_pixels'], help='tile from this size')
+    parser.add_argument('--tile', type=int_at_least(1), default=TILE_DEFAULTS['size'],
+                        help='tile size for large images')
+    parser.add_argument('--overlap', type=int_at_least(0), default=TILE_DEFAULTS['overlap'], help='tile overlap')
+    parser.add_argument('--min-pixels', type=int_at_least(0), default=TILE_DEFAULTS['min_pixels'],
+                        help='tile from this size')
     parser.add_argument('--overwrite', action='store_true', help='write into an existing --out')
     args = parser.parse_args(argv)
     if args.labels is not None and len(args.labels) != len(args.weights):
@@ -128,17 +133,79 @@ def parse_args(argv=None):
         parser.error('-opt applies to a single --weights; several checkpoints each bring their own options')
     if not args.weights and args.no_references:
         parser.error('nothing to score: give --weights or drop --no-references')
+    for label in args.labels or []:
+        if label in RESERVED_LABELS or not label.strip() or '/' in label or '\\' in label:
+            parser.error(f'--labels: {label!r} is not usable: a label must be non-empty, without / or \\, and not one '
+                         f'of the reference rows {list(RESERVED_LABELS)}; choose another label')
+    try:
+        check_tiling(args.tile, args.overlap)
+    except CliError as err:
+        parser.error(str(err))
     return args
+
+
+def save(path, image):
+    """Write an 8-bit BGR image, checked (an error line names the file when nothing was written)."""
+    try:
+        write_image(path, image, '--out')
+    except CliError as err:
+        raise SystemExit(f'error: {err}')
+
+
+def check_out(out, test_dir, overwrite):
+    """Refuse an ``--out`` that is a file, is or lies in the test set, or is a non-empty folder without overwrite."""
+    if osp.exists(out) and not osp.isdir(out):
+        raise SystemExit(f'error: --out {out!r} is a file; --out is the folder for metrics.md/json and the figures: '
+                         'choose a folder name')
+    if osp.isdir(test_dir) and inside(out, test_dir):
+        raise SystemExit(f'error: --out {out!r} lies inside --test-dir {test_dir!r}; keep the results apart from the '
+                         'test set: choose another --out')
+    if osp.isdir(out) and os.listdir(out) and not overwrite:
+        raise SystemExit(f'error: {out!r} exists and is not empty; pass --overwrite to write into it.')
+
+
+def check_scenes(test_dir, keys):
+    """Every image of the scenes to score opens (header) and the three of a scene share one size, before any work."""
+    from PIL import Image
+    for key in keys:
+        sizes = {}
+        for role in ('lq', 'flash', 'gt'):
+            path = osp.join(test_dir, role, f'{key}.png')
+            try:
+                with Image.open(path) as image:
+                    sizes[role] = image.size
+            except Exception as error:
+                raise SystemExit(f'error: {path}: not a readable image ({type(error).__name__}: {error}); replace it '
+                                 '(tools/prepare_faid.py writes the test set again) or remove the scene from lq/, '
+                                 'flash/ and gt/')
+        if len(set(sizes.values())) != 1:
+            raise SystemExit(f'error: scene {key} of {test_dir} has images of different sizes '
+                             f'({", ".join(f"{role} {w}x{h}" for role, (w, h) in sizes.items())}); prepare the test '
+                             'set again with tools/prepare_faid.py or remove the scene')
+
+
+def unpaired_files(test_dir, keys):
+    """lq/ and flash/ images without a gt/ partner (never scored): named so that nothing is skipped silently."""
+    known = set(keys)
+    return [f'{role}/{name}' for role in ('lq', 'flash') for name in sorted(os.listdir(osp.join(test_dir, role)))
+            if name.endswith('.png') and osp.splitext(name)[0] not in known]
 
 
 def main(argv=None):
     args = parse_args(argv)
-    if osp.exists(args.out) and os.listdir(args.out) and not args.overwrite:
-        raise SystemExit(f'error: {args.out!r} exists and is not empty; pass --overwrite to write into it.')
+    check_out(args.out, args.test_dir, args.overwrite)
     try:
-        keys = list_test_scenes(args.test_dir)[:args.max_scenes]
+        all_keys = list_test_scenes(args.test_dir)
     except FileNotFoundError as err:
         raise SystemExit(f'error: {err}')
+    keys = all_keys[:args.max_scenes]
+    unpaired = unpaired_files(args.test_dir, all_keys)
+    if unpaired:
+        print(f'Skipped (no gt/ partner, not scored): {", ".join(unpaired)}', flush=True)
+    if len(keys) < len(all_keys):
+        print(f'--max-scenes {args.max_scenes}: scoring the first {len(keys)} of {len(all_keys)} scenes; left out: '
+              f'{", ".join(all_keys[len(keys):])}', flush=True)
+    check_scenes(args.test_dir, keys)
     lpips_fn = None
     if not args.no_lpips:
         from fcdfn_plugin.metrics.lpips_metric import find_vgg16_weights
@@ -174,7 +241,7 @@ def main(argv=None):
             for label, image in outputs.items():
                 folder = osp.join(args.out, 'images', label.replace(' ', '_'))
                 os.makedirs(folder, exist_ok=True)
-                cv2.imwrite(osp.join(folder, f'{key}.png'), image)
+                save(osp.join(folder, f'{key}.png'), image)
         if len(figure_rows) < args.figure_scenes:
             from fcdfn_plugin.utils.evaluation import to_image8
             inputs = [to_image8(scene[role]) for role in ('lq', 'flash')]
@@ -185,8 +252,11 @@ def main(argv=None):
             crop_rows.append([image[top:top + size, left:left + size] for image in row])
 
     with tqdm(total=len(keys), desc='scenes', unit='scene', disable=None) as bar:
-        results = evaluate_methods(args.test_dir, methods, lpips_fn, keys=keys, on_scene=on_scene, progress=bar,
-                                   detail=args.detail)
+        try:
+            results = evaluate_methods(args.test_dir, methods, lpips_fn, keys=keys, on_scene=on_scene, progress=bar,
+                                       detail=args.detail)
+        except (ValueError, FileNotFoundError) as err:  # a test image that decodes badly, named by faid_io
+            raise SystemExit(f'error: {err}; prepare the test set again (tools/prepare_faid.py) or remove the scene')
     for label, per_scene in importance.items():
         results[label]['fusion'] = {'per_scene': per_scene, 'mean': summarise(per_scene)}
 
@@ -207,8 +277,8 @@ def main(argv=None):
                    'results': results}, f, indent=1)
     if figure_rows:
         columns = ['low-light', 'flash'] + [label for label in methods if label != INPUT_LABEL] + ['ground truth']
-        cv2.imwrite(osp.join(args.out, 'comparison.png'), comparison_grid(figure_rows, columns))
-        cv2.imwrite(osp.join(args.out, 'detail_crops.png'), comparison_grid(crop_rows, columns))
+        save(osp.join(args.out, 'comparison.png'), comparison_grid(figure_rows, columns))
+        save(osp.join(args.out, 'detail_crops.png'), comparison_grid(crop_rows, columns))
     print('\n' + table)
     print(f'Wrote {osp.join(args.out, "metrics.md")}, metrics.json' + (', comparison.png, detail_crops.png'
                                                                      if figure_rows else ''))

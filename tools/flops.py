@@ -20,7 +20,10 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 from basicsr.utils.registry import ARCH_REGISTRY  # noqa: E402
 
+from fcdfn_plugin.utils.cli import int_at_least  # noqa: E402
+
 BASIS_FILTER_OP = 'prim::PythonOp._BandedBasisFilter'
+MIN_SIZE = 16  # smaller inputs vanish in the encoders' downsampling
 
 
 def basis_filter_flops(inputs, outputs):
@@ -33,15 +36,22 @@ def basis_filter_flops(inputs, outputs):
 
 
 def load_network_options(path):
+    """``network_g`` of an options file, checked against the arch registry; errors exit with one line."""
+    from fcdfn_plugin.utils.inference import InferenceSetupError, check_network_options
     if not os.path.isfile(path):
-        raise SystemExit(f'options file not found: {path}')
-    with open(path) as handle:
-        options = yaml.safe_load(handle)
+        raise SystemExit(f'error: options file not found: {path}')
+    try:
+        with open(path) as handle:
+            options = yaml.safe_load(handle)
+    except (OSError, yaml.YAMLError) as error:
+        raise SystemExit(f'error: cannot read options file {path}: {" ".join(str(error).split())}')
     if not isinstance(options, dict) or not isinstance(options.get('network_g'), dict):
-        raise SystemExit(f'{path}: no network_g mapping')
+        raise SystemExit(f'error: {path}: no network_g mapping')
     network = dict(options['network_g'])
-    if 'type' not in network:
-        raise SystemExit(f'{path}: network_g has no type')
+    try:
+        check_network_options(network, path)
+    except InferenceSetupError as error:
+        raise SystemExit(f'error: {error}')
     return network
 
 
@@ -83,10 +93,15 @@ def complexity(network_options, height=224, width=224):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('-opt', required=True, help='BasicSR options YAML with a network_g section')
-    parser.add_argument('--size', type=int, nargs=2, default=(224, 224), metavar=('H', 'W'))
+    parser.add_argument('--size', type=int_at_least(MIN_SIZE), nargs=2, default=(224, 224), metavar=('H', 'W'),
+                        help=f'input height and width (at least {MIN_SIZE})')
     args = parser.parse_args(argv)
     network = load_network_options(args.opt)
-    params, flops = complexity(network, *args.size)
+    try:
+        params, flops = complexity(network, *args.size)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise SystemExit(f'error: {network["type"]} from {args.opt} cannot run at {args.size[0]}x{args.size[1]} or '
+                         f'with these options: {str(error).splitlines()[0]}; try a larger --size or check network_g')
     print(f'{network["type"]} from {args.opt} at {args.size[0]}x{args.size[1]}: '
           f'{params / 1e6:.3f} M parameters, {flops / 1e9:.2f} GFLOPs (multiply-adds)')
 

@@ -24,7 +24,7 @@ Scene ``i`` is drawn from ``numpy.random.default_rng([seed, i])``: same argument
 import argparse
 import multiprocessing
 import os
-import shutil
+import re
 import sys
 from os import path as osp
 
@@ -37,6 +37,10 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from fcdfn_plugin.data.degradation import linear_to_srgb  # noqa: E402
 from fcdfn_plugin.data.faid_io import XYZ_TO_LINEAR_SRGB, add_png_text  # noqa: E402
 from fcdfn_plugin.data.toy_scenes import render_dead_leaves, render_photo  # noqa: E402
+from fcdfn_plugin.utils.cli import int_at_least  # noqa: E402
+
+#: The names this tool writes (``scene_plan`` keys plus the role): ``--overwrite`` removes these and nothing else.
+TOY_FILE = re.compile(r'^(Leaves|Photo-[A-Za-z0-9]+)_\d{3,}_(ambient|flash)\.png$')
 
 #: Colour photographs of scikit-image's wheel that look like scenes (name -> optional disparity file).
 #: Keep them out of ``fcdfn_plugin.data.textures`` (tests/test_textures.py checks it).
@@ -123,22 +127,41 @@ def _render_and_write(task):
             handle.write(encoded)
 
 
+def clear_output(out, overwrite):
+    """Make ``out`` ready: refuse a file or a folder holding anything but toy scenes; with ``overwrite``, remove
+    the toy scenes of an earlier run (and only those), so no scene of another ``--count`` stays behind."""
+    if osp.exists(out) and not osp.isdir(out):
+        sys.exit(f'error: --out {out} is a file, not a folder; choose another --out')
+    names = sorted(os.listdir(out)) if osp.isdir(out) else []
+    if not names:
+        return
+    foreign = [name for name in names if not (TOY_FILE.match(name) and osp.isfile(osp.join(out, name)))]
+    if foreign:
+        more = f' and {len(foreign) - 5} more' if len(foreign) > 5 else ''
+        sys.exit(f'error: --out {out} holds files that are not toy scenes ({", ".join(foreign[:5])}{more}); '
+                 'choose an empty or new folder (--overwrite replaces only toy scenes)')
+    if not overwrite:
+        sys.exit(f'error: --out {out} exists and holds {len(names)} toy files; pass --overwrite to replace them')
+    for name in names:
+        os.remove(osp.join(out, name))
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--out', required=True, help='output folder (FAID layout)')
-    parser.add_argument('--count', type=int, default=224, help='number of scenes (default 224)')
-    parser.add_argument('--size', type=int, default=256, help='image height and width in pixels (default 256)')
-    parser.add_argument('--seed', type=int, default=0, help='base seed (default 0)')
+    parser.add_argument('--count', type=int_at_least(1), default=224, help='number of scenes (default 224)')
+    parser.add_argument('--size', type=int_at_least(16), default=256,
+                        help='image height and width in pixels (default 256)')
+    parser.add_argument('--seed', type=int_at_least(0), default=0, help='base seed (default 0)')
     parser.add_argument('--bits', type=int, choices=(8, 16), default=8,
                         help='8: 8-bit sRGB (processed FAID); 16: 16-bit linear (raw FAID). Default 8')
     parser.add_argument('--photo-fraction', type=float, default=0.25,
                         help='share of scenes cut from photographs, the rest procedural (default 0.25)')
-    parser.add_argument('--workers', type=int, default=min(2, os.cpu_count() or 1),
+    parser.add_argument('--workers', type=int_at_least(1), default=min(2, os.cpu_count() or 1),
                         help='worker processes (default min(2, CPUs)); the output does not depend on it')
-    parser.add_argument('--overwrite', action='store_true', help='replace an existing non-empty --out')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace the toy scenes of an existing --out (a folder holding other files is refused)')
     args = parser.parse_args(argv)
-    if args.count < 1 or args.size < 16:
-        parser.error('--count must be >= 1 and --size >= 16')
     if not 0 <= args.photo_fraction <= 1:
         parser.error('--photo-fraction must be in [0, 1]')
     return args
@@ -146,16 +169,13 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    if osp.isdir(args.out) and os.listdir(args.out):
-        if not args.overwrite:
-            sys.exit(f'{args.out} exists and is not empty; pass --overwrite to replace it')
-        shutil.rmtree(args.out)
+    clear_output(args.out, args.overwrite)
     photos = {}
     if args.photo_fraction > 0:
         photos, data_dir = shipped_photos()
         if not photos:
-            sys.exit(f'none of the photographs {sorted(v[0] for v in PHOTOS.values())} is shipped in {data_dir}; '
-                     'use --photo-fraction 0 for procedural scenes only')
+            sys.exit(f'error: none of the photographs {sorted(v[0] for v in PHOTOS.values())} is shipped in '
+                     f'{data_dir}; use --photo-fraction 0 for procedural scenes only')
     os.makedirs(args.out, exist_ok=True)
     plan = scene_plan(args.count, args.photo_fraction, sorted(photos))
     tasks = [(args.seed, scene_index, key, photo_name, args.size, args.bits, args.out)

@@ -52,6 +52,7 @@ from fcdfn_plugin.data.faid_io import (RAW_COLOUR_SPACES, ColourDataError, colou
                                        decode_image, encode_png16, pair_by_name, parse_faid_name,
                                        read_file_bytes, scene_group, scene_stratum, to_linear)
 from fcdfn_plugin.data.flash_dataset import COLOUR_FILE  # noqa: E402
+from fcdfn_plugin.utils.cli import inside, int_at_least  # noqa: E402
 
 # Independent generator streams: (seed, stream, ...).
 SPLIT_STREAM, TEST_DEGRADATION_STREAM = 0, 1
@@ -235,6 +236,55 @@ def degrade_test_pair(paths, position, seed, test_crop, law, colour_matrix=None)
                                       colour_matrix=colour_matrix)
 
 
+#: What ``prepare_faid`` writes under ``--out`` (folder -> the entries it may hold; None: any file).
+OUTPUT_LAYOUT = {'': {'train.lmdb', 'test', 'split.json'},
+                 'train.lmdb': {'data.mdb', 'lock.mdb', 'meta_info.txt', COLOUR_FILE},
+                 'test': {'lq', 'flash', 'gt', 'params.json'}, 'test/lq': None, 'test/flash': None, 'test/gt': None}
+
+
+def foreign_entries(out):
+    """Paths under an existing ``out`` that ``prepare_faid`` does not write (what ``--overwrite`` must not delete)."""
+    foreign = []
+    for folder, names in OUTPUT_LAYOUT.items():
+        full = osp.join(out, folder)
+        if not osp.isdir(full):
+            continue
+        for name in sorted(os.listdir(full)):
+            entry = osp.join(full, name)
+            if names is None:
+                expected = name.endswith('.png') and osp.isfile(entry)
+            else:
+                expected = name in names and osp.isdir(entry) == (f'{folder}/{name}'.lstrip('/') in OUTPUT_LAYOUT)
+            if not expected or osp.islink(entry):
+                foreign.append(entry)
+    return foreign
+
+
+def check_output_folder(out, faid_root, overwrite, inputs=None):
+    """Refuse an ``out`` that is, holds or lies inside an input, or (``overwrite``) holds files not written here."""
+    if inside(out, faid_root) or inside(faid_root, out):
+        relation = 'is' if inside(out, faid_root) and inside(faid_root, out) else \
+            'lies inside' if inside(out, faid_root) else 'contains'
+        raise ValueError(f'--out {out} {relation} --faid-root {faid_root}; the prepared data must go to a folder '
+                         'outside the photos (and --overwrite would delete them): choose another --out')
+    for option, path in (inputs or {}).items():
+        if path is not None and inside(path, out):
+            raise ValueError(f'{option} {path} lies inside --out {out}, which is replaced; move it or choose another '
+                             '--out')
+    if not osp.exists(out) and not osp.islink(out):
+        return
+    if not overwrite:
+        raise FileExistsError(f'{out} exists; pass --overwrite to replace it')
+    if not osp.isdir(out) or osp.islink(out):
+        raise FileExistsError(f'--out {out} exists and is not a folder; --overwrite replaces only a folder written by '
+                              'prepare_faid: choose another --out')
+    foreign = foreign_entries(out)
+    if foreign:
+        more = f' and {len(foreign) - 5} more' if len(foreign) > 5 else ''
+        raise FileExistsError(f'--out {out} holds files prepare_faid did not write ({", ".join(foreign[:5])}{more}); '
+                              '--overwrite would delete them: move them or choose another --out')
+
+
 def _write_atomically(out, partial):
     if osp.exists(out):  # --overwrite: the old output goes only once the new one is complete
         retired = f'{out}.old-{os.getpid()}'
@@ -270,10 +320,9 @@ def prepare_faid(faid_root, out, test_count=None, seed=0, test_crop=None, overwr
     if raw_colour_space not in RAW_COLOUR_SPACES:
         raise ValueError(f'--raw-colour: unknown value {raw_colour_space!r}; expected one of {RAW_COLOUR_SPACES}')
     out = osp.abspath(out).rstrip(os.sep)
-    if osp.exists(out) and not overwrite:
-        raise FileExistsError(f'{out} exists; pass --overwrite to replace it')
     if not osp.isdir(faid_root):
         raise FileNotFoundError(f'--faid-root {faid_root} is not a folder')
+    check_output_folder(out, faid_root, overwrite, {'--test-list': test_list})
     listed = read_test_list(test_list) if test_list is not None else None
     bar = None if progress else True  # tqdm: None hides the bar when stderr is not a terminal
 
@@ -372,15 +421,15 @@ def main(argv=None):
                              'gain, homography strength, flash noise order, raw_colour_space) the test set uses; '
                              "default: the dataset's defaults (the paper's law)")
     split = parser.add_mutually_exclusive_group()
-    split.add_argument('--test-count', type=int, default=None,
+    split.add_argument('--test-count', type=int_at_least(1), default=None,
                        help=f'held-out pairs of the seeded, stratified split '
                             f'(default {DEFAULT_TEST_COUNT}, as the paper)')
     split.add_argument('--test-list', default=None,
                        help="file of test scene keys, one a line (e.g. deepFnF's data/test.txt)")
     split.add_argument('--all-test', action='store_true',
                        help='every valid pair goes to the test set and no train LMDB is written')
-    parser.add_argument('--seed', type=int, default=0, help='seed of the split and of the test degradation')
-    parser.add_argument('--test-crop', type=int, default=None,
+    parser.add_argument('--seed', type=int_at_least(0), default=0, help='seed of the split and of the test degradation')
+    parser.add_argument('--test-crop', type=int_at_least(1), default=None,
                         help='centre-crop the test images to S x S (default: whole image less the warp margin)')
     parser.add_argument('--raw-colour', choices=RAW_COLOUR_SPACES, default=None,
                         help="16-bit files: 'camera' (FAID's raw release, colour matrix in the PNG text chunks; "
@@ -388,16 +437,17 @@ def main(argv=None):
                              'raw_colour_space, else camera')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing --out')
     args = parser.parse_args(argv)
-    if args.test_crop is not None and args.test_crop < 1:
-        parser.error('--test-crop must be positive')
     try:
+        if args.opt and inside(args.opt, args.out):
+            raise ValueError(f'--opt {args.opt} lies inside --out {args.out}, which is replaced; move it or choose '
+                             'another --out')
         law, opt_raw_colour = load_options(args.opt) if args.opt else (DegradationLaw(), None)
         prepare_faid(args.faid_root, args.out, args.test_count, args.seed, args.test_crop, args.overwrite,
                      law=law, raw_colour_space=args.raw_colour or opt_raw_colour or 'camera',
                      test_list=args.test_list, all_test=args.all_test,
                      log=lambda message: print(message, file=sys.stderr))
     except (FileExistsError, FileNotFoundError, ValueError) as error:
-        sys.exit(f'prepare_faid: {error}')
+        sys.exit(f'error: {error}')
 
 
 if __name__ == '__main__':

@@ -8,4 +8,11 @@ from basicsr.test import test_pipeline
 from fcdfn_plugin.utils.paths import experiments_root
 
 if __name__ == '__main__':
+    import sys
+
+    from fcdfn_plugin.utils.cli import CliError, check_runner_options
+    try:
+        check_runner_options(sys.argv[1:])
+    except CliError as err:
+        sys.exit(f'error: {err}')
     test_pipeline(experiments_root())

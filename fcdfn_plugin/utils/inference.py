@@ -23,7 +23,8 @@ def _read_yaml(path):
         with open(path) as handle:
             return yaml.safe_load(handle)
     except (OSError, yaml.YAMLError) as error:
-        raise InferenceSetupError(f'cannot read options file {path!r}: {error}') from error
+        detail = error.strerror if isinstance(error, OSError) else ' '.join(str(error).split())
+        raise InferenceSetupError(f'cannot read options file {path!r}: {detail}') from error
 
 
 def _network_of(path):
@@ -65,14 +66,75 @@ def options_beside_weights(weights_path):
     return None
 
 
+#: Keys of BasicSR's training-state files (``training_states/<iter>.state``: optimizers and schedulers, no weights).
+TRAINING_STATE_KEYS = ('optimizers', 'schedulers')
+
+
+def is_training_state(checkpoint):
+    """Whether a loaded checkpoint is a BasicSR training state rather than network weights."""
+    return (isinstance(checkpoint, dict) and all(key in checkpoint for key in TRAINING_STATE_KEYS)
+            and not any(key in checkpoint for key in ('params', 'params_ema')))
+
+
+def weights_of_training_state(state_path, iteration=None):
+    """The ``net_g_<iter>.pth`` that belongs to ``experiments/<name>/training_states/<iter>.state``."""
+    folder = osp.dirname(osp.abspath(state_path))
+    stem = osp.splitext(osp.basename(state_path))[0]
+    iteration = iteration if iteration is not None else stem
+    if osp.basename(folder) == 'training_states':
+        return osp.join(osp.dirname(folder), 'models', f'net_g_{iteration}.pth')
+    return f'experiments/<name>/models/net_g_{iteration}.pth'
+
+
 def load_checkpoint(weights_path):
-    """``torch.load`` of a network checkpoint (weights only), with clear errors."""
+    """``torch.load`` of a network checkpoint (weights only), with clear errors; a training state is refused."""
     if not osp.isfile(weights_path):
-        raise InferenceSetupError(f'weights file {weights_path!r} does not exist.')
+        raise InferenceSetupError(f'weights file {weights_path!r} does not exist'
+                                  + (' (it is a folder)' if osp.isdir(weights_path) else '') + '.')
     try:
-        return torch.load(weights_path, map_location='cpu', weights_only=True)
+        checkpoint = torch.load(weights_path, map_location='cpu', weights_only=True)
     except Exception as error:  # torch raises several types for files that are not checkpoints
         raise InferenceSetupError(f'{weights_path!r} is not a PyTorch checkpoint ({error}).') from error
+    if is_training_state(checkpoint):
+        raise InferenceSetupError(
+            f'{weights_path!r} is a BasicSR training state (optimizer and scheduler, for --auto_resume), not network '
+            'weights; pass the weights of the same iteration, '
+            f'{weights_of_training_state(weights_path, checkpoint.get("iter"))}.')
+    return checkpoint
+
+
+def check_network_options(network_opt, source):
+    """``network_g`` that BasicSR can build: a ``type`` in ARCH_REGISTRY and keys its arch takes, else an error."""
+    import inspect
+
+    import fcdfn_plugin  # noqa: F401  (registers the archs)
+    from basicsr.utils.registry import ARCH_REGISTRY
+    if not isinstance(network_opt, dict):
+        raise InferenceSetupError(f'network_g from {source} is not a mapping: {network_opt!r}')
+    arch_type = network_opt.get('type')
+    if arch_type is None:
+        raise InferenceSetupError(f'network_g from {source} has no type; set e.g. type: FCDFNArch')
+    known = sorted(ARCH_REGISTRY._obj_map)
+    if arch_type not in known:
+        raise InferenceSetupError(f'network_g from {source}: type {arch_type!r} is not a registered arch; '
+                                  f'known: {", ".join(known)}')
+    parameters = inspect.signature(ARCH_REGISTRY.get(arch_type)).parameters
+    if not any(p.kind == inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        unknown = sorted(set(network_opt) - {'type'} - set(parameters))
+        if unknown:
+            raise InferenceSetupError(f'network_g from {source}: {arch_type} takes no {", ".join(unknown)}; '
+                                      f'its options are {", ".join(name for name in parameters)}')
+
+
+def build_network_checked(network_opt, source):
+    """BasicSR's ``build_network`` with errors (unknown type or keys, bad values) naming ``source``."""
+    from basicsr.archs import build_network
+    check_network_options(network_opt, source)
+    try:
+        return build_network(dict(network_opt))
+    except (TypeError, ValueError, KeyError, AssertionError) as error:
+        raise InferenceSetupError(f'network_g from {source} ({network_opt.get("type")}) cannot be built: '
+                                  f'{error}') from error
 
 
 def network_options(weights_path, opt_path=None, checkpoint=None):
@@ -107,12 +169,9 @@ def build_trained_network(weights_path, opt_path=None, device='cpu'):
     Loads ``params_ema`` if present, else ``params``, else the bare state dict; DDP's ``module.``
     prefixes are removed. A state dict that does not fit the options is an error naming both.
     """
-    import fcdfn_plugin  # noqa: F401  (registers the archs)
-    from basicsr.archs import build_network
-
     checkpoint = load_checkpoint(weights_path)
     network_opt, source = network_options(weights_path, opt_path, checkpoint)
-    net = build_network(dict(network_opt))
+    net = build_network_checked(network_opt, source)
     state = checkpoint.get('params_ema', checkpoint.get('params', checkpoint)) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
         raise InferenceSetupError(f'{weights_path!r} holds no state dict.')
