@@ -2,7 +2,7 @@
 
     python tools/enhance.py --lowlight dark.png --flash flash.png --out result.png \
         [--weights net_g_latest.pth] [-opt options/fcdfn.yml] [--tile 512] [--compare side_by_side.png] \
-        [--sigma-read R --sigma-shot S]
+        [--sigma-read R --sigma-shot S] [--exposure-ratio D | --exposure none] [--align]
 
 Without ``--weights`` the model shipped with the repository is used (``weights/fcdfn_small.pth``,
 FCDFN small trained on the offline toy FAID by ``make small-model``; see docs/RESULTS.md).
@@ -16,6 +16,15 @@ orientation; the result is written with the low-light input's bit depth (8 bits 
 ``--min-pixels`` run tile by tile with blended overlaps.
 Networks that take the noise level (DeepFnFArch, variant official) need ``--sigma-read`` and
 ``--sigma-shot``: the read and shot noise sigmas of the linear low-light image.
+
+Any exposure: the no-flash photo may come at any exposure (a dim room, a very dark one, or gained
+back to normal brightness by a phone). The exposure contract (``fcdfn_plugin/data/exposure.py``,
+the one the model was trained with, else the training law's band) brings it into the band the
+network was trained for: its exposure ratio (normal exposure / the photo's) is ``--exposure-ratio``
+when given, else estimated from the photo; when both photos carry EXIF exposure time and ISO, the
+no-flash photo is first brought to the flash photo's exposure. ``--exposure none`` feeds the photo
+as it is. ``--align`` first warps the flash photo onto the no-flash one (one homography; a failed
+estimate is reported and skipped), for pairs that moved more than the network's 8 px.
 """
 import argparse
 import sys
@@ -68,6 +77,45 @@ def check_pair(lowlight, flash):
               flush=True)
 
 
+def exposure_setup(args, photo, flash_photo, source):
+    """``(ExposureContract or None, relative exposure or None)`` for this pair, said on the console.
+
+    The contract is the weights' own (:func:`fcdfn_plugin.utils.inference.exposure_contract`), applied
+    in ``auto`` mode even for weights trained without one (their training band); ``--exposure none``
+    gives None. The relative exposure comes from both photos' EXIF exposure time and ISO.
+    """
+    from fcdfn_plugin.data.exposure import ExposureContract, estimate_exposure_ratio, exif_relative_exposure
+    from fcdfn_plugin.utils.inference import InferenceSetupError, exposure_contract
+    if args.exposure == 'none':
+        print('Exposure: the no-flash photo is used as it is (--exposure none).', flush=True)
+        return None, None
+    try:
+        contract, _ = exposure_contract(args.weights, args.opt)
+    except InferenceSetupError as err:
+        raise SystemExit(f'error: {err}')
+    contract = ExposureContract('auto', contract.band, contract.reference_luminance)
+    # a given ratio is the photo's own, as it is: EXIF is not needed then
+    relative = None if args.exposure_ratio is not None else exif_relative_exposure(vars(photo), vars(flash_photo))
+    band = f'{contract.band[0]:g}-{contract.band[1]:g}'
+    if args.exposure_ratio is not None:
+        ratio, how = args.exposure_ratio, 'given'
+    else:
+        lowlight = torch.from_numpy(photo.rgb.transpose(2, 0, 1).copy())[None]
+        if relative is not None:
+            from fcdfn_plugin.data.exposure import scale_exposure
+            lowlight = scale_exposure(lowlight, torch.tensor([1 / relative]))
+        ratio = float(estimate_exposure_ratio(lowlight, contract.reference_luminance))
+        how = 'estimated from the photo'
+    if relative is not None:
+        print(f'Exposure: EXIF says the no-flash photo had {relative:.3g}x the flash photo\'s exposure; it is '
+              'brought to the flash photo\'s exposure first.', flush=True)
+    gain = ratio / min(max(ratio, contract.band[0]), contract.band[1])
+    change = 'inside it, used as it is' if gain == 1 else f'scaled by {gain:.3g} into the band'
+    print(f'Exposure: the no-flash photo is 1/{ratio:.3g} of a normal exposure ({how}); the network was trained on '
+          f'1/{band}: {change}.', flush=True)
+    return contract, relative
+
+
 def to_file_pixels(rgb, bits):
     """HxWx3 float RGB -> BGR uint8/uint16 for cv2.imwrite."""
     scale = 65535 if bits == 16 else 255
@@ -103,7 +151,23 @@ def main(argv=None):
                         help='read-noise sigma (linear), for networks that take the noise level')
     parser.add_argument('--sigma-shot', type=float_at_least(0), default=None,
                         help='shot-noise sigma (linear), for networks that take the noise level')
+    parser.add_argument('--exposure-ratio', type=float_at_least(0), default=None,
+                        help='how many times darker than a normal exposure the no-flash photo is (1: normally '
+                        'exposed or auto-exposed by a phone; 25-50: the benchmark); default: estimated')
+    parser.add_argument('--exposure', choices=('auto', 'none'), default='auto',
+                        help='auto (default): bring the no-flash photo into the exposure band the network was '
+                        'trained for; none: feed it as it is')
+    parser.add_argument('--align', action='store_true',
+                        help='warp the flash photo onto the no-flash photo first (one homography, checked)')
     args = parser.parse_args(argv)
+    if args.exposure_ratio is not None:
+        from fcdfn_plugin.data.exposure import check_ratio
+        try:
+            check_ratio(args.exposure_ratio, '--exposure-ratio')
+        except ValueError as err:
+            parser.error(str(err))
+        if args.exposure == 'none':
+            parser.error('--exposure-ratio applies the exposure contract; drop --exposure none')
 
     # Every output checked before any work: a writable format, its folder, no clash with an input or each other.
     try:
@@ -148,6 +212,19 @@ def main(argv=None):
         raise SystemExit(f'error: {type(net).__name__} from {source} takes no noise level; '
                          'drop --sigma-read/--sigma-shot.')
     to_tensor = lambda rgb: torch.from_numpy(rgb.transpose(2, 0, 1).copy())[None].to(device)  # noqa: E731
+    lowlight_tensor, flash_tensor = to_tensor(lowlight), to_tensor(flash)
+    contract, relative = exposure_setup(args, photo, flash_photo, source)
+    if contract is not None:
+        lowlight_tensor, _ = contract.apply(lowlight_tensor, args.exposure_ratio, relative)
+    if args.align:
+        from fcdfn_plugin.utils.alignment import align_flash
+        flash_tensor, info = align_flash(lowlight_tensor, flash_tensor)
+        if info['aligned']:
+            print(f'Flash photo aligned: largest corner shift {info["max_corner_shift"]:.1f} px '
+                  f'({info["inliers"]} consistent matches).', flush=True)
+        else:
+            print(f'warning: flash photo not aligned ({info["reason"]}); using it as it is.', file=sys.stderr,
+                  flush=True)
     height, width = lowlight.shape[:2]
     print(f'Enhancing {width}x{height} ({height * width / 1e6:.1f} MP) on {device}...', flush=True)
     started = time.time()
@@ -155,7 +232,7 @@ def main(argv=None):
         def progress(done, total):
             bar.total = total
             bar.update(done - bar.n)
-        result = enhance_pair(net, to_tensor(lowlight), to_tensor(flash), size=args.tile, overlap=args.overlap,
+        result = enhance_pair(net, lowlight_tensor, flash_tensor, size=args.tile, overlap=args.overlap,
                               min_pixels=args.min_pixels, progress=progress, noise_level=noise_level)
     result = result[0].clamp(0, 1).cpu().numpy().transpose(1, 2, 0)
     try:

@@ -6,8 +6,8 @@ homography between the two photos from SIFT features (OpenCV) and warps the flas
 no-flash photo. The two photos are lit differently and the no-flash one is dark and noisy, so
 each is first normalised (its own 99th percentile to white, sRGB-encoded) and denoised in
 proportion to its noise before features are found. An alignment that fails its checks (too few
-or too scattered matches, a warp that moves a corner by more than ``max_shift`` of the image size
-or folds the image) is *not* applied: the flash photo is returned unchanged with the reason,
+or too scattered matches, a warp that moves a corner by more than ``MAX_SHIFT`` of the image size,
+folds the image, or does not make the two photos' edges agree better than before) is *not* applied: the flash photo is returned unchanged with the reason,
 which the callers log. Nothing is ever silently wrong: either a checked homography or none.
 """
 import cv2
@@ -20,13 +20,16 @@ SEARCH_SIDE = 1024
 MIN_INLIERS = 20
 MIN_INLIER_RATIO = 0.25
 MAX_SHIFT = 0.3  # largest corner displacement, as a share of the image's longer side
+#: The warp must raise the edge correlation of the two photos by at least this much.
+MIN_AGREEMENT_GAIN = 0.02
 #: Below this largest corner displacement (px) the flash photo is left as it is (the network's own range).
 MIN_SHIFT = 1.0
 
 
 def _search_image(rgb, scale):
     """HxWx3 float RGB in [0, 1] -> 8-bit grey for feature search: own 99th percentile to white,
-    sRGB-like gamma, resized by ``scale``, and denoised (non-local means, strength from its noise)."""
+    sRGB-like gamma, resized by ``scale``, denoised (non-local means, strength from its noise) and its
+    local contrast equalised (CLAHE)."""
     grey = rgb @ np.float32([0.2126, 0.7152, 0.0722])
     linear = np.where(grey <= 0.04045, grey / 12.92, ((grey + 0.055) / 1.055)**2.4)
     white = max(float(np.percentile(linear, 99)), 1e-6)
@@ -39,7 +42,8 @@ def _search_image(rgb, scale):
     if noise > 0.01:
         image8 = cv2.fastNlMeansDenoising(image8, None, h=float(min(1.2 * 255 * noise, 80)), templateWindowSize=7,
                                           searchWindowSize=21)
-    return image8
+    # local contrast equalised: the denoised dark photo is flat, and SIFT's contrast threshold is absolute
+    return cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(image8)
 
 
 def estimate_homography(lowlight_rgb, flash_rgb):
@@ -47,8 +51,9 @@ def estimate_homography(lowlight_rgb, flash_rgb):
     estimate fails a check, and ``info['reason']`` says which."""
     height, width = lowlight_rgb.shape[:2]
     scale = min(1.0, SEARCH_SIDE / max(height, width))
-    sift = cv2.SIFT_create(nfeatures=4000)
-    found = [sift.detectAndCompute(_search_image(image, scale), None) for image in (flash_rgb, lowlight_rgb)]
+    sift = cv2.SIFT_create(nfeatures=4000, contrastThreshold=0.02)
+    searched = [_search_image(image, scale) for image in (flash_rgb, lowlight_rgb)]
+    found = [sift.detectAndCompute(image, None) for image in searched]
     (flash_points, flash_desc), (low_points, low_desc) = found
     info = {'features': [len(flash_points), len(low_points)]}
     if flash_desc is None or low_desc is None or len(flash_points) < MIN_INLIERS or len(low_points) < MIN_INLIERS:
@@ -73,7 +78,26 @@ def estimate_homography(lowlight_rgb, flash_rgb):
         return None, dict(info, reason=f'implausible warp (a corner moves {shift:.0f} px)')
     if cv2.contourArea(moved) <= 0 or not cv2.isContourConvex(moved.astype(np.float32).reshape(-1, 1, 2)):
         return None, dict(info, reason='the warp folds the image')
+    # the photos must agree better after the warp than before (edges in the same places)
+    to_search = np.diag([scale, scale, 1.0])
+    search_matrix = to_search @ matrix @ np.linalg.inv(to_search)
+    before = _edge_agreement(searched[0], searched[1])
+    after = _edge_agreement(cv2.warpPerspective(searched[0], search_matrix, searched[1].shape[::-1]), searched[1])
+    info['edge_agreement'] = [before, after]
+    if after < before + MIN_AGREEMENT_GAIN:
+        return None, dict(info, reason=f'the warp does not make the photos agree better (edge correlation '
+                                       f'{before:.3f} -> {after:.3f})')
     return matrix, dict(info, reason='ok')
+
+
+def _edge_agreement(first, second):
+    """Correlation of the two 8-bit images' smoothed gradient magnitudes (1: the same edges)."""
+    def edges(image):
+        image = cv2.GaussianBlur(image.astype(np.float32), (0, 0), 2.0)
+        return np.hypot(cv2.Sobel(image, cv2.CV_32F, 1, 0), cv2.Sobel(image, cv2.CV_32F, 0, 1)).ravel()
+    a, b = edges(first), edges(second)
+    a, b = a - a.mean(), b - b.mean()
+    return float((a * b).sum() / max(np.sqrt((a * a).sum() * (b * b).sum()), 1e-12))
 
 
 def align_flash(lowlight, flash):
