@@ -4,17 +4,19 @@
         --out eval_output/faid_mini [--labels demo] [--save-images] [--figure-scenes 4]
 
 A test set is what ``tools/prepare_faid.py`` writes under ``test/``; to score on a folder of real FAID
-pairs, prepare all of them as a test set with the training law of the model's options:
+pairs, prepare all of them as a test set with the paper's law (the one every table here uses):
 
     python tools/prepare_faid.py --faid-root ../shared/faid_mini --out datasets/faid_mini --all-test \
-        --opt options/fcdfn_demo.yml
+        --opt options/fcdfn.yml
     python tools/evaluate.py --test-dir datasets/faid_mini/test --weights ... --out eval_output/faid_mini
 
 Every model's options are found as ``tools/enhance.py`` finds them (``-opt`` with a single
 ``--weights``, else the ``network_g`` stored in the checkpoint, else the options file of its experiment
 folder). The table always has two references: the low-light input and the oracle global gain
 (``g = <lq, gt> / <lq, lq>`` per image, which knows the ground truth). Scoring is BasicSR's: 8-bit
-outputs, crop_border 0, LPIPS with the VGG backbone (``--no-lpips`` to skip it).
+outputs, crop_border 0, LPIPS with the VGG backbone (``--no-lpips`` to skip it). Each model gets the
+exposure contract it was trained with (``--exposure``: model, auto, none, or true: the true ratio
+from params.json), as ``tools/enhance.py`` and ``tools/test.py`` do.
 
 Writes ``metrics.md`` and ``metrics.json`` (per scene and mean, seconds per image), a comparison
 figure (low-light | flash | each model | ground truth) and a figure of full-resolution detail crops
@@ -36,10 +38,11 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import fcdfn_plugin  # noqa: E402,F401  (first: makes BasicSR 1.4.2 importable)
 from fcdfn_plugin.metrics import calculate_fcdfn_lpips  # noqa: E402
-from fcdfn_plugin.models.fcdfn_model import (NOISE_LEVEL_KEYS, TILE_DEFAULTS, enhance_pair,  # noqa: E402
-                                             noise_level_tensors)
+from fcdfn_plugin.models.fcdfn_model import TILE_DEFAULTS  # noqa: E402
 from fcdfn_plugin.utils.cli import CliError, check_tiling, inside, int_at_least, write_image  # noqa: E402
-from fcdfn_plugin.utils.evaluation import evaluate_methods, list_test_scenes, reference_methods, summarise  # noqa: E402
+from fcdfn_plugin.utils.evaluation import (EXPOSURE_CHOICES, evaluate_methods, exposure_for,  # noqa: E402
+                                           list_test_scenes, network_method, reference_methods, scene_lowlight,
+                                           summarise)
 from fcdfn_plugin.utils.inference import InferenceSetupError, build_trained_network  # noqa: E402
 from fcdfn_plugin.utils.report import comparison_grid, markdown_table  # noqa: E402
 
@@ -59,22 +62,7 @@ def detail_window(gt8, size):
     return int(top), int(left), size
 
 
-def network_method(net, device, tile_opt):
-    """``scene -> output``; networks that take the noise level get the scene's sigmas from params.json."""
-    def run(scene):
-        noise_level = None
-        if getattr(net, 'needs_noise_level', False):
-            missing = [name for name in NOISE_LEVEL_KEYS if name not in scene['params']]
-            if missing:
-                raise SystemExit(f'error: {type(net).__name__} takes the noise level, but params.json of the test '
-                                 f'set has no {missing} for scene {scene["key"]}.')
-            noise_level = noise_level_tensors(scene['params'], device)
-        return enhance_pair(net, scene['lq'].to(device), scene['flash'].to(device), noise_level=noise_level,
-                            **tile_opt).cpu()
-    return run
-
-
-def parts_methods(label, net, device, importance):
+def parts_methods(label, net, device, importance, exposure=(None, False)):
     """The model and its two restored branches as three methods sharing one (untiled) forward pass.
 
     ``importance[label][scene]`` receives the mean fusion weight of the flash branch, overall and
@@ -87,7 +75,7 @@ def parts_methods(label, net, device, importance):
         if scene['key'] not in cache:
             cache.clear()
             with torch.no_grad():
-                result = net.forward_parts(scene['lq'].to(device), scene['flash'].to(device))
+                result = net.forward_parts(scene_lowlight(scene, exposure).to(device), scene['flash'].to(device))
             cache[scene['key']] = {name: value.cpu() for name, value in result.items()}
             weight = cache[scene['key']]['importance'][0, 1].numpy()
             fine = np.abs(band_pass(to_image8(scene['gt'])))
@@ -126,6 +114,10 @@ def parse_args(argv=None):
     parser.add_argument('--min-pixels', type=int_at_least(0), default=TILE_DEFAULTS['min_pixels'],
                         help='tile from this size')
     parser.add_argument('--overwrite', action='store_true', help='write into an existing --out')
+    parser.add_argument('--exposure', choices=EXPOSURE_CHOICES, default='model',
+                        help="the exposure contract: 'model' (default: the one the weights were trained with; none "
+                        "for weights trained without), 'auto' (always, the ratio estimated), 'none' (the input as "
+                        "it is), 'true' (the contract given params.json's true exposure ratio)")
     args = parser.parse_args(argv)
     if args.labels is not None and len(args.labels) != len(args.weights):
         parser.error(f'--labels needs one label per --weights ({len(args.weights)}), got {len(args.labels)}')
@@ -225,13 +217,16 @@ def main(argv=None):
     for label, weights in zip(labels, args.weights):
         try:
             net, source = build_trained_network(weights, args.opt, device)
+            exposure = exposure_for(weights, args.opt, args.exposure)
         except InferenceSetupError as err:
             raise SystemExit(f'error: {err}')
-        print(f'{label}: {type(net).__name__} from {source}', flush=True)
+        contract_text = 'input as it is' if exposure[0] is None else (
+            f'exposure contract, band {exposure[0].band}' + (', true ratio' if exposure[1] else ''))
+        print(f'{label}: {type(net).__name__} from {source}; {contract_text}', flush=True)
         if args.parts and hasattr(net, 'forward_parts'):
-            methods.update(parts_methods(label, net, device, importance))
+            methods.update(parts_methods(label, net, device, importance, exposure))
         else:
-            methods[label] = network_method(net, device, tile_opt)
+            methods[label] = network_method(net, device, tile_opt, exposure)
 
     os.makedirs(args.out, exist_ok=True)
     figure_rows, crop_rows = [], []

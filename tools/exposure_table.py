@@ -38,9 +38,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import fcdfn_plugin  # noqa: E402,F401  (first: makes BasicSR 1.4.2 importable)
 from fcdfn_plugin.data.degradation import DegradationLaw  # noqa: E402
-from fcdfn_plugin.data.exposure import ExposureContract  # noqa: E402
-from fcdfn_plugin.models.fcdfn_model import enhance_pair  # noqa: E402
-from fcdfn_plugin.utils.evaluation import evaluate_methods, list_test_scenes, reference_methods  # noqa: E402
+from fcdfn_plugin.utils.evaluation import (evaluate_methods, exposure_for, list_test_scenes,  # noqa: E402
+                                           network_method, reference_methods, scene_lowlight)
 from fcdfn_plugin.utils.inference import InferenceSetupError, build_trained_network, exposure_contract  # noqa: E402
 from fcdfn_plugin.utils.report import markdown_table  # noqa: E402
 
@@ -76,27 +75,21 @@ def prepare_condition(faid_root, folder, name, crop, seed):
     return test_dir
 
 
-def model_methods(label, net, contract, device, align=False):
-    """``{method label: fn(scene)}``: the network as is, with the contract, with the true exposure ratio."""
-    auto = ExposureContract('auto', contract.band, contract.reference_luminance)
-
-    def run(lq, flash):
-        return enhance_pair(net, lq.to(device), flash.to(device)).cpu()
-
-    def with_contract(scene, known=None, aligned=False):
-        lq, _ = auto.apply(scene['lq'], known)
-        if aligned:
-            from fcdfn_plugin.utils.alignment import align_flash
-            flash = align_flash(lq, scene['flash'])[0]
-        else:
-            flash = scene['flash']
-        return run(lq, flash)
-
-    methods = {f'{label} as is': lambda scene: run(scene['lq'], scene['flash']),
-               f'{label} contract': with_contract,
-               f'{label} true ratio': lambda scene: with_contract(scene, scene['params']['exposure_ratio'])}
+def model_methods(label, net, weights, device, align=False):
+    """``{method label: fn(scene)}``: the network as is, with the contract, with the true exposure ratio
+    (the same code as ``tools/evaluate.py --exposure none|auto|true``), and with the flash pre-aligned."""
+    tile_opt = {}
+    methods = {f'{label} {name}': network_method(net, device, tile_opt, exposure_for(weights, None, choice))
+               for name, choice in (('as is', 'none'), ('contract', 'auto'), ('true ratio', 'true'))}
     if align:
-        methods[f'{label} contract + align'] = lambda scene: with_contract(scene, aligned=True)
+        from fcdfn_plugin.utils.alignment import align_flash
+        contract = exposure_for(weights, None, 'auto')
+        run = network_method(net, device, tile_opt, contract)
+
+        def aligned(scene):
+            flash, _ = align_flash(scene_lowlight(scene, contract), scene['flash'])
+            return run(dict(scene, flash=flash))
+        methods[f'{label} contract + align'] = aligned
     return methods
 
 
@@ -154,7 +147,7 @@ def main(argv=None):
     parser.add_argument('--out', help='output folder (prepared conditions are kept in <out>/data)')
     parser.add_argument('--conditions', nargs='*', default=list(CONDITIONS), choices=list(CONDITIONS), metavar='C',
                         help=f'conditions to score (default all: {", ".join(CONDITIONS)})')
-    parser.add_argument('--crop', type=int, default=384, help='centre crop of every test image, pixels (default 384)')
+    parser.add_argument('--crop', type=int, default=256, help='centre crop of every test image, pixels (default 256)')
     parser.add_argument('--seed', type=int, default=0, help='seed of the degradations')
     parser.add_argument('--max-scenes', type=int, default=None, help='score only the first N scenes')
     parser.add_argument('--align', action='store_true', help='also score the contract with the flash pre-aligned')
@@ -179,10 +172,10 @@ def main(argv=None):
         try:
             net, source = build_trained_network(weights, None, device)
             contract, contract_source = exposure_contract(weights)
+            methods.update(model_methods(label, net, weights, device, args.align))
         except InferenceSetupError as err:
             raise SystemExit(f'error: {err}')
         print(f'{label}: {type(net).__name__} from {source}; exposure band {contract.band} ({contract_source})')
-        methods.update(model_methods(label, net, contract, device, args.align))
 
     table = {}
     for name in args.conditions:

@@ -182,3 +182,48 @@ def reference_methods():
     """The two references every table shows: the input and the oracle global gain."""
     return {'low-light input': lambda scene: scene['lq'],
             'oracle global gain': lambda scene: oracle_gain(scene['lq'], scene['gt'])}
+
+
+#: Values of ``--exposure``: the weights' own contract, always auto, never, or auto with params.json's true ratio.
+EXPOSURE_CHOICES = ('model', 'auto', 'none', 'true')
+
+
+def exposure_for(weights, opt, choice):
+    """``(contract or None, use the true ratio)`` of ``--exposure choice`` for one checkpoint."""
+    from ..data.exposure import ExposureContract
+    from .inference import exposure_contract
+    contract, _ = exposure_contract(weights, opt)
+    if choice == 'none' or (choice == 'model' and contract.mode == 'none'):
+        return None, False
+    return ExposureContract('auto', contract.band, contract.reference_luminance), choice == 'true'
+
+
+def scene_lowlight(scene, exposure):
+    """The scene's low-light input after the exposure contract ``(contract, true ratio?)``, if any."""
+    contract, true_ratio = exposure
+    if contract is None:
+        return scene['lq']
+    if true_ratio and 'exposure_ratio' not in scene['params'] and 'dim_factor' not in scene['params']:
+        raise ValueError(f'--exposure true needs the exposure ratio of scene {scene["key"]} in params.json '
+                         '(tools/prepare_faid.py writes it).')
+    known = scene['params'].get('exposure_ratio', scene['params'].get('dim_factor')) if true_ratio else None
+    return contract.apply(scene['lq'], known)[0]
+
+
+def network_method(net, device, tile_opt, exposure=(None, False)):
+    """``scene -> output``; networks that take the noise level get the scene's sigmas from params.json;
+    ``exposure`` (see :func:`exposure_for`) brings the low-light input into the network's band first.
+    A scene without what the network or ``--exposure true`` needs is a ``ValueError`` naming it."""
+    from ..models.fcdfn_model import NOISE_LEVEL_KEYS, enhance_pair, noise_level_tensors
+
+    def run(scene):
+        noise_level = None
+        if getattr(net, 'needs_noise_level', False):
+            missing = [name for name in NOISE_LEVEL_KEYS if name not in scene['params']]
+            if missing:
+                raise ValueError(f'{type(net).__name__} takes the noise level, but params.json of the test '
+                                 f'set has no {missing} for scene {scene["key"]}.')
+            noise_level = noise_level_tensors(scene['params'], device)
+        return enhance_pair(net, scene_lowlight(scene, exposure).to(device), scene['flash'].to(device),
+                            noise_level=noise_level, **tile_opt).cpu()
+    return run
