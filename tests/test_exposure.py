@@ -154,3 +154,15 @@ def test_wide_dim_law_mixes_the_band_with_any_exposure():
     with pytest.raises(ValueError, match='wide_dim_probability'):
         degradation.DegradationLaw(wide_dim_probability=1.5)
     assert degradation.DegradationLaw.from_options(law.to_options()) == law
+
+
+def test_test_options_use_the_contract_their_model_was_trained_with():
+    import os
+
+    import yaml
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    pairs = [('fcdfn_demo.yml', 'test_fcdfn_demo.yml'), ('fcdfn.yml', 'test_fcdfn.yml')]
+    for train_name, test_name in pairs:
+        train, test = (yaml.safe_load(open(os.path.join(root, 'options', name))) for name in (train_name, test_name))
+        assert ExposureContract.from_options(train) == ExposureContract.from_options(test), test_name
+        assert train['network_g'] == test['network_g'], test_name
