@@ -254,6 +254,9 @@ def test_prepare_never_deletes_its_input(faid_root, tmp_path):
     fails(prepare.main, ['--faid-root', str(faid_root), '--test-list', str(listing), '--overwrite', '--out',
                          str(tmp_path / 'out')], r'--test-list .*test.txt lies inside --out')
     assert snapshot(faid_root) == before and (tmp_path / 'keep.png').read_text() == 'x' and listing.is_file()
+    (tmp_path / 'bad.yml').write_text('a: [b\n')
+    fails(prepare.main, ['--faid-root', str(faid_root), '--all-test', '--out', str(tmp_path / 'p'), '--opt',
+                         str(tmp_path / 'bad.yml')], r'--opt .*bad.yml: not valid YAML \(while parsing')
 
 
 @pytest.mark.parametrize('argv, text', [

@@ -69,7 +69,7 @@ def load_options(opt_path):
     except OSError as error:
         raise FileNotFoundError(f'--opt {opt_path}: cannot read ({error.strerror})') from error
     except yaml.YAMLError as error:
-        raise ValueError(f'--opt {opt_path}: not valid YAML ({error})') from error
+        raise ValueError(f'--opt {opt_path}: not valid YAML ({" ".join(str(error).split())})') from error
     train = ((options or {}).get('datasets') or {}).get('train') if isinstance(options, dict) else None
     if not isinstance(train, dict):
         raise ValueError(f'--opt {opt_path}: no datasets.train section (the degradation keys are read from it)')

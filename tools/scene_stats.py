@@ -103,7 +103,7 @@ def main(argv=None):
         try:
             count, rows = folder_statistics(folder, args.limit)
         except (OSError, ValueError) as error:
-            sys.exit(str(error))
+            sys.exit(f'error: {error}')
         print(f'{folder}: {count} pairs, median (p10-p90)')
         for name, column in zip(STATISTICS, rows.T):
             low, median, high = np.percentile(column, [10, 50, 90])
