@@ -87,3 +87,13 @@ def test_exposure_contract_travels_with_the_weights(tmp_path):
         yaml.safe_dump({'network_g': TINY, 'exposure': {'mode': 'sometimes'}}, f)
     with pytest.raises(InferenceSetupError, match='mode'):
         exposure_contract(str(weights))
+
+
+def test_weights_exported_before_the_contract_take_their_input_as_it_is(tmp_path):
+    from fcdfn_plugin.utils.inference import exposure_contract
+    exp, weights, net = _experiment(tmp_path)
+    old = exp / 'models' / 'old_export.pth'
+    torch.save({'params': net.state_dict(), 'network_g': TINY}, old)  # network_g inside, no exposure
+    with open(exp / 'run.yml', 'w') as f:  # an unrelated options file nearby must not be taken
+        yaml.safe_dump({'name': 'run', 'network_g': TINY, 'exposure': {'mode': 'auto'}}, f)
+    assert exposure_contract(str(old))[0].mode == 'none'

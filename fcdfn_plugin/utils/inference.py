@@ -190,15 +190,19 @@ def exposure_contract(weights_path, opt_path=None, checkpoint=None):
     """``(ExposureContract, where it came from)`` of a checkpoint (:mod:`fcdfn_plugin.data.exposure`).
 
     Found as :func:`network_options` finds ``network_g``: ``opt_path``'s ``exposure`` section, the
-    ``exposure`` stored in the checkpoint (:func:`export_checkpoint` stores it), or the options file
-    of the run that wrote it. A network trained without one (the paper's preset, or weights from
-    before the contract) gets ``mode: none``: its input as it is.
+    ``exposure`` stored in the checkpoint (:func:`export_checkpoint` stores it; a self-describing
+    checkpoint without one was exported before the contract existed), or the options file of the
+    run that wrote it. A network trained without one (the paper's preset, or weights from before
+    the contract) gets ``mode: none``: its input as it is.
     """
     if opt_path is not None:
         return _contract_of(_read_yaml(opt_path) or {}, opt_path), opt_path
     checkpoint = load_checkpoint(weights_path) if checkpoint is None else checkpoint
     if isinstance(checkpoint, dict) and isinstance(checkpoint.get('exposure'), dict):
         return _contract_of({'exposure': checkpoint['exposure']}, weights_path), f'{weights_path} (embedded exposure)'
+    if isinstance(checkpoint, dict) and isinstance(checkpoint.get('network_g'), dict):
+        # self-describing weights exported before the contract existed were trained without one
+        return _contract_of({}, weights_path), f'{weights_path} (exported without an exposure section)'
     beside = options_beside_weights(weights_path)
     if beside is not None:
         return _contract_of(_read_yaml(beside) or {}, beside), beside
