@@ -7,7 +7,7 @@ validation) and, with ``--real-test``, on a prepared folder of real pairs (``too
 PSNR / SSIM / LPIPS, mean +- std over seeds, parameters and FLOPs beside each row:
 
     python tools/prepare_faid.py --faid-root ../shared/faid_mini --out datasets/faid_mini --all-test \
-        --opt options/fcdfn_demo.yml
+        --opt options/fcdfn.yml
     python tools/run_tables.py --out tables_output --real-test datasets/faid_mini/test \
         [--seeds 10 11 12] [--iters 400] [--crop 64] [--jobs 2] [--threads 1] [--methods fcdfn deepfnf ...]
 
