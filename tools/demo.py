@@ -30,8 +30,7 @@ def main():
     from basicsr.metrics import calculate_psnr, calculate_ssim
 
     from fcdfn_plugin.metrics import calculate_fcdfn_lpips
-    from fcdfn_plugin.models.fcdfn_model import enhance_pair
-    from fcdfn_plugin.utils.evaluation import read_test_scene, to_image8
+    from fcdfn_plugin.utils.evaluation import exposure_for, network_method, read_test_scene, to_image8
     from fcdfn_plugin.utils.inference import SHIPPED_WEIGHTS, build_trained_network
     from fcdfn_plugin.utils.paths import experiments_root
     from fcdfn_plugin.utils.pipeline import ensure_toy_dataset, run_step
@@ -53,7 +52,9 @@ def main():
     result_dir = osp.join(root, 'results', 'FCDFN_demo_test', 'visualization', 'ToyFAID_test')
     shipped = None
     if osp.isfile(SHIPPED_WEIGHTS):
-        shipped, _ = build_trained_network(SHIPPED_WEIGHTS)
+        # its own exposure contract (none for weights trained without one), as tools/evaluate.py scores it
+        shipped = network_method(build_trained_network(SHIPPED_WEIGHTS)[0], 'cpu', {},
+                                 exposure_for(SHIPPED_WEIGHTS, None, 'model'))
         print(f'Beside it: the shipped FCDFN small ({osp.relpath(SHIPPED_WEIGHTS, REPO)}, trained by '
               '`make small-model`)', flush=True)
     else:
@@ -69,7 +70,7 @@ def main():
         images = [lq, result]
         if shipped is not None:
             scene = read_test_scene(test_dir, key)  # 16-bit, as the test run reads it
-            images.append(to_image8(enhance_pair(shipped, scene['lq'], scene['flash'])))  # eval, no grad
+            images.append(to_image8(shipped(dict(scene, key=key, params={}))))
         # LPIPS: the network is built (and its weights verified) once, then cached for every image.
         rows.append([key] + [calculate_psnr(image, gt, 0) for image in images]
                     + [calculate_ssim(image, gt, 0) for image in images]
