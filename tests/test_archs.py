@@ -117,16 +117,20 @@ def test_adaptive_gain_starts_as_global_and_learns_a_per_image_colour():
 @pytest.mark.parametrize('cls,options', [(FCDFNArch, {}), (DeepFnFArch, {}),
                                          (DeepFnFArch, dict(variant='official'))])
 def test_filter_impl_reaches_every_filtering(cls, options, monkeypatch):
-    """'banded' is what 'auto' runs; 'fused' reaches the op (on CPU without Triton's interpreter, its
-    clear error); a bad value is named. The fused kernel itself: tests/test_ops_fused.py."""
+    """'auto' is the resolved implementation ('native' on CPU where it builds, else 'banded'), the others
+    agree to float rounding; 'fused' reaches the op (on CPU without Triton's interpreter, its clear
+    error); a bad value is named. The kernels themselves: tests/test_ops.py, tests/test_ops_fused.py."""
+    from fcdfn_plugin.ops.basis_filter import resolve_impl
     monkeypatch.delenv('TRITON_INTERPRET', raising=False)
     lq, flash = pair(20, 24)
     kwargs = dict(sigma_read=torch.full((1,), 5e-3), sigma_shot=torch.full((1,), 3e-2)) if options else {}
-    outputs = []
-    for impl in ('auto', 'banded'):
+    outputs = {}
+    for impl in ('auto', 'banded', 'native'):
         torch.manual_seed(0)
-        outputs.append(cls(**SMALL, **options, filter_impl=impl)(lq, flash, **kwargs))
-    torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=0)
+        outputs[impl] = cls(**SMALL, **options, filter_impl=impl)(lq, flash, **kwargs)
+    resolved = resolve_impl('auto', lq)
+    torch.testing.assert_close(outputs['auto'], outputs[resolved], rtol=0, atol=0)
+    torch.testing.assert_close(outputs['native'], outputs['banded'], rtol=1e-5, atol=1e-6)
     torch.manual_seed(0)
     with pytest.raises(RuntimeError, match="impl='fused'.*TRITON_INTERPRET"):
         cls(**SMALL, **options, filter_impl='fused')(lq, flash, **kwargs)

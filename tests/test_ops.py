@@ -113,6 +113,19 @@ def test_native_is_a_custom_op_with_fake_and_autograd():
         torch.library.opcheck(basis_filter_cpu, args)
 
 
+@pytest.mark.parametrize('wanted', [(True, False, False, False), (False, True, False, True), (False, False, True, False)])
+def test_native_backward_with_only_some_inputs_needing_gradients(wanted):
+    """Gradients not asked for are not returned (their placeholders must not alias: torch.library checks)."""
+    inputs = random_inputs(1, 3, 4, 5, 9, 11, dtype=torch.float64)
+    banded, native = ([t.clone().requires_grad_(need) for t, need in zip(inputs, wanted)] for _ in range(2))
+    basis_filter(*banded, impl='banded').square().sum().backward()
+    basis_filter(*native, impl='native').square().sum().backward()
+    for a, b, need in zip(banded, native, wanted):
+        assert (b.grad is not None) == need
+        if need:
+            torch.testing.assert_close(a.grad, b.grad)
+
+
 def test_auto_falls_back_to_banded_with_one_warning_when_native_is_unavailable(monkeypatch, caplog):
     native = importlib.import_module('fcdfn_plugin.ops.basis_filter_native')
     monkeypatch.setattr(native, '_state', {'tried': False, 'lib': None, 'error': None})

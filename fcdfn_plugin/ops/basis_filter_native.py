@@ -237,11 +237,12 @@ def basis_filter_cpu_backward(grad_out: Tensor, padded: Tensor, coeffs: Tensor, 
     ksize = basis.shape[-1]
     taps = ksize * ksize
     basis_t = basis.reshape(batch, num_basis, taps).transpose(1, 2)  # (B,K2,N)
-    empty = padded.new_empty(0)
-    grad_padded = torch.zeros_like(padded) if need_image else empty
-    grad_coeffs = torch.empty_like(coeffs) if need_coeffs else empty
-    grad_basis_t = padded.new_zeros(batch, taps, num_basis) if need_basis else empty
-    grad_bias = torch.empty_like(bias) if need_bias else empty
+    def empty():  # a new one each time: outputs of a custom op must not alias each other
+        return padded.new_empty(0)
+    grad_padded = torch.zeros_like(padded) if need_image else empty()
+    grad_coeffs = torch.empty_like(coeffs) if need_coeffs else empty()
+    grad_basis_t = padded.new_zeros(batch, taps, num_basis) if need_basis else empty()
+    grad_bias = torch.empty_like(bias) if need_bias else empty()
     need_kernel_grad = need_coeffs or need_basis or need_bias
     band_numel = taps * _band_rows(height, width) * width
     buffer = padded.new_empty(band_numel) if need_image else None
@@ -264,14 +265,13 @@ def basis_filter_cpu_backward(grad_out: Tensor, padded: Tensor, coeffs: Tensor, 
                 _call('image_grad', (kernels, None if bias is None else bias[b], grad_out[b], grad_padded[b]),
                       shape_args)
     # contiguous, as the fake implementation's empty_like promises (torch.compile checks the strides)
-    grad_basis = grad_basis_t.transpose(1, 2).reshape(basis.shape).contiguous() if need_basis else empty
+    grad_basis = grad_basis_t.transpose(1, 2).reshape(basis.shape).contiguous() if need_basis else empty()
     return grad_padded, grad_coeffs, grad_basis, grad_bias
 
 
 @basis_filter_cpu_backward.register_fake
 def _(grad_out, padded, coeffs, basis, bias, dilation, needs):
-    empty = padded.new_empty(0)
-    return tuple(torch.empty_like(tensor) if (need and tensor is not None) else empty
+    return tuple(torch.empty_like(tensor) if (need and tensor is not None) else padded.new_empty(0)
                  for tensor, need in zip((padded, coeffs, basis, bias), needs))
 
 
