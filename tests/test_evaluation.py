@@ -110,17 +110,13 @@ def test_exposure_table_tool(toy_prepared, tmp_path):
 
 
 def test_scene_lowlight_follows_the_exposure_choice():
+    from fcdfn_plugin.data import exposure
     from fcdfn_plugin.data.exposure import ExposureContract, srgb_to_linear
     from fcdfn_plugin.utils.evaluation import scene_lowlight
-    lq = linear_to_srgb_tensor(torch.full((1, 3, 16, 16), 0.1))
+    lq = exposure.linear_to_srgb(torch.full((1, 3, 16, 16), 0.1))
     scene = {'key': 's', 'lq': lq, 'params': {'exposure_ratio': 5.0}}
     assert scene_lowlight(scene, (None, False)) is lq
     darker = scene_lowlight(scene, (ExposureContract(band=(25, 50)), True))  # true ratio 5: to the band edge
     assert torch.allclose(srgb_to_linear(darker), torch.full_like(lq, 0.02), atol=1e-5)
     with pytest.raises(ValueError, match='exposure ratio of scene s'):
         scene_lowlight(dict(scene, params={}), (ExposureContract(), True))
-
-
-def linear_to_srgb_tensor(linear):
-    from fcdfn_plugin.data.exposure import linear_to_srgb
-    return linear_to_srgb(linear)
