@@ -166,3 +166,27 @@ def test_test_options_use_the_contract_their_model_was_trained_with():
         train, test = (yaml.safe_load(open(os.path.join(root, 'options', name))) for name in (train_name, test_name))
         assert ExposureContract.from_options(train) == ExposureContract.from_options(test), test_name
         assert train['network_g'] == test['network_g'], test_name
+
+
+def test_enhance_says_and_applies_the_contract(tmp_path, capsys):
+    from conftest import load_tool
+    from test_photo_io import write_jpeg
+    enhance = load_tool('enhance')
+    low, flash = tmp_path / 'low.jpg', tmp_path / 'flash.jpg'
+    write_jpeg(low, exposure_time=0.25, iso=800, height=32, width=32)  # 20x the flash photo's exposure
+    write_jpeg(flash, exposure_time=0.01, iso=1000, height=32, width=32)
+    enhance.main(['--lowlight', str(low), '--flash', str(flash), '--out', str(tmp_path / 'a.png')])
+    out = capsys.readouterr().out
+    assert "EXIF says the no-flash photo had 20x the flash photo's exposure" in out
+    assert 'estimated from the photo' in out and (tmp_path / 'a.png').is_file()
+    enhance.main(['--lowlight', str(low), '--flash', str(flash), '--out', str(tmp_path / 'b.png'),
+                  '--exposure-ratio', '40'])
+    out = capsys.readouterr().out
+    assert '1/40 of a normal exposure (given)' in out and 'inside it, used as it is' in out and 'EXIF' not in out
+    enhance.main(['--lowlight', str(low), '--flash', str(flash), '--out', str(tmp_path / 'c.png'),
+                  '--exposure', 'none'])
+    assert 'used as it is (--exposure none)' in capsys.readouterr().out
+    for bad in (['--exposure-ratio', '0'], ['--exposure-ratio', '40', '--exposure', 'none']):
+        with pytest.raises(SystemExit):
+            enhance.main(['--lowlight', str(low), '--flash', str(flash), '--out', str(tmp_path / 'd.png')] + bad)
+        assert 'exposure' in capsys.readouterr().err

@@ -77,18 +77,20 @@ def check_pair(lowlight, flash):
               flush=True)
 
 
-def exposure_setup(args, photo, flash_photo, source):
-    """``(ExposureContract or None, relative exposure or None)`` for this pair, said on the console.
+def exposure_setup(args, photo, flash_photo):
+    """``(ExposureContract or None, exposure ratio, relative exposure or None)`` for this pair, said on
+    the console.
 
     The contract is the weights' own (:func:`fcdfn_plugin.utils.inference.exposure_contract`), applied
     in ``auto`` mode even for weights trained without one (their training band); ``--exposure none``
-    gives None. The relative exposure comes from both photos' EXIF exposure time and ISO.
+    gives None. The relative exposure comes from both photos' EXIF exposure time and ISO; the ratio is
+    ``--exposure-ratio`` or estimated (once) on the photo brought to the flash photo's exposure.
     """
     from fcdfn_plugin.data.exposure import ExposureContract, estimate_exposure_ratio, exif_relative_exposure
     from fcdfn_plugin.utils.inference import InferenceSetupError, exposure_contract
     if args.exposure == 'none':
         print('Exposure: the no-flash photo is used as it is (--exposure none).', flush=True)
-        return None, None
+        return None, None, None
     try:
         contract, _ = exposure_contract(args.weights, args.opt)
     except InferenceSetupError as err:
@@ -113,7 +115,7 @@ def exposure_setup(args, photo, flash_photo, source):
     change = 'inside it, used as it is' if gain == 1 else f'scaled by {gain:.3g} into the band'
     print(f'Exposure: the no-flash photo is 1/{ratio:.3g} of a normal exposure ({how}); the network was trained on '
           f'1/{band}: {change}.', flush=True)
-    return contract, relative
+    return contract, ratio, relative
 
 
 def to_file_pixels(rgb, bits):
@@ -213,9 +215,9 @@ def main(argv=None):
                          'drop --sigma-read/--sigma-shot.')
     to_tensor = lambda rgb: torch.from_numpy(rgb.transpose(2, 0, 1).copy())[None].to(device)  # noqa: E731
     lowlight_tensor, flash_tensor = to_tensor(lowlight), to_tensor(flash)
-    contract, relative = exposure_setup(args, photo, flash_photo, source)
+    contract, ratio, relative = exposure_setup(args, photo, flash_photo)
     if contract is not None:
-        lowlight_tensor, _ = contract.apply(lowlight_tensor, args.exposure_ratio, relative)
+        lowlight_tensor, _ = contract.apply(lowlight_tensor, ratio, relative)
     if args.align:
         from fcdfn_plugin.utils.alignment import align_flash
         flash_tensor, info = align_flash(lowlight_tensor, flash_tensor)
