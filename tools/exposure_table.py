@@ -71,7 +71,7 @@ def prepare_condition(faid_root, folder, name, crop, seed):
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         module.prepare_faid(faid_root, folder, seed=seed, test_crop=crop, law=condition_law(name), all_test=True,
-                     progress=False, log=lambda message: None)
+                            progress=False, log=lambda message: None)
     return test_dir
 
 
