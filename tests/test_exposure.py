@@ -99,6 +99,7 @@ def test_scale_exposure_scales_linear_values_and_clips():
 
 def test_options():
     assert ExposureContract.from_options({}).mode == 'none'
+    assert ExposureContract.from_options({'exposure': {'mode': None}}).mode == 'none'  # `mode: ~`, --force_yml
     opt = {'datasets': {'train': {'dim_range': [2, 200]}}, 'exposure': {'mode': 'auto'}}
     assert ExposureContract.from_options(opt).band == (2.0, 200.0)
     opt['exposure']['band'] = [25, 50]

@@ -164,6 +164,8 @@ class ExposureContract:
     OPTION_KEYS = ('mode', 'band', 'reference_luminance')
 
     def __post_init__(self):
+        if self.mode is None:  # `mode: ~` (and BasicSR's --force_yml exposure:mode=none) read as 'none'
+            object.__setattr__(self, 'mode', 'none')
         option_choice(self.__dict__, 'mode', None, MODES)
         object.__setattr__(self, 'band', option_range(self.__dict__, 'band', None))
         luminance = option_number(self.__dict__, 'reference_luminance', None)
