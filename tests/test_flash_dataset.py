@@ -287,3 +287,34 @@ def test_raw_pair_without_colour_data_names_the_file_and_the_option(tmp_path):
                                          r'raw_colour_space: linear_srgb'):
         dataset[(0, 0)]
     FlashLowLightDataset(_train_opt(folder, crop_size=32, raw_colour_space='linear_srgb'))[(0, 0)]  # declared: fine
+
+
+def test_decoded_cache_gives_the_same_samples_and_decodes_each_image_once(pair_folder, monkeypatch):
+    from fcdfn_plugin.data import flash_dataset
+    decoded = []
+    real_decode = flash_dataset.decode_image
+    monkeypatch.setattr(flash_dataset, 'decode_image', lambda buffer, name: decoded.append(name) or
+                        real_decode(buffer, name))
+    cached = FlashLowLightDataset(_train_opt(pair_folder))
+    uncached = FlashLowLightDataset(_train_opt(pair_folder, decoded_cache_mb=0))
+    items = [(epoch, index) for epoch in range(3) for index in range(3)]
+    for item in items:
+        a, b = cached[item], uncached[item]
+        for name in ('lq', 'flash', 'gt'):
+            assert torch.equal(a[name], b[name]), (item, name)
+    assert len(decoded) == 6 + 2 * len(items)  # cached: 3 pairs decoded once; uncached: every read
+    with pytest.raises(ValueError, match='read-only'):  # a cached array cannot be changed by a caller
+        next(iter(cached.decoded_cache.entries.values()))[0, 0, 0] = 1
+
+
+def test_decoded_cache_drops_the_least_recently_used_within_its_size():
+    from fcdfn_plugin.data.flash_dataset import DecodedImageCache
+    cache = DecodedImageCache(max_bytes=250)
+    for key in 'abc':
+        cache.put(key, np.zeros(100, np.uint8))
+        assert cache.bytes <= 250
+    assert cache.get('a') is None and cache.get('b') is not None  # 'a' dropped; 'b' now the most recent
+    cache.put('d', np.zeros(100, np.uint8))
+    assert sorted(cache.entries) == ['b', 'd'] and cache.bytes == 200
+    cache.put('huge', np.zeros(300, np.uint8))  # larger than the whole cache: not kept, nothing dropped
+    assert sorted(cache.entries) == ['b', 'd']
