@@ -7,7 +7,7 @@
                                     [--device cpu|cuda] [--amp bf16|fp16|none] [--filter-impl auto|banded|fused|native ...]
     python tools/benchmark.py dist [--iters 60] [--batch 16]
     python tools/benchmark.py step -opt options/table1/*_small.yml [--batch 8] [--crop 64] [--repeat 3] [--rounds 1]
-                                   [--amp bf16] [--filter-impl banded native]
+                                   [--amp bf16] [--filter-impl banded native] [--channels-last off on]
 
 ``op``: time and peak resident memory above the inputs of one forward+backward of ``basis_filter``
 (banded, the kept design), ``basis_filter_conv`` (design (a)) and a naive unfold filter, each in its
@@ -398,6 +398,8 @@ def step_worker(args):
         opt['train']['amp'] = None if args.amp == 'none' else args.amp
     if args.filter_impl:
         opt['network_g']['filter_impl'] = args.filter_impl[0]
+    if args.channels_last:
+        opt['train']['channels_last'] = args.channels_last[0] == 'on'
     opt.update(is_train=True, dist=False, rank=0, world_size=1, num_gpu=1 if cuda else 0)
     opt['path'] = {key: value for key, value in (opt.get('path') or {}).items() if key != 'resume_state'}
     opt['path']['pretrain_network_g'] = None
@@ -421,6 +423,7 @@ def step_worker(args):
     net = model.get_bare_model(model.net_g)
     print(json.dumps({'options': args.opt[0], 'network': opt['network_g']['type'], 'batch': args.batch,
                       'filter_impl': opt['network_g'].get('filter_impl', 'auto'),
+                      'channels_last': bool(opt['train'].get('channels_last', False)),
                       'crop': args.crop, 'median_seconds': statistics.median(timed), 'min_seconds': min(timed),
                       'seconds': timed, 'warmup_seconds': times[:args.warmup],
                       'params': sum(p.numel() for p in net.parameters()),
@@ -429,37 +432,45 @@ def step_worker(args):
 
 def step_command(args):
     check_device(args.device)
-    impls = args.filter_impl or [None]
-    runs = {(path, impl): [] for path in args.opt for impl in impls}
+    # variants: every (filter impl, channels-last) pair asked for; None: as the options file says
+    variants = [(impl, layout) for impl in (args.filter_impl or [None]) for layout in (args.channels_last or [None])]
+    runs = {(path, variant): [] for path in args.opt for variant in variants}
+
+    def label(variant):
+        impl, layout = variant
+        return ' '.join(part for part in (impl and f'filter {impl}', layout and f'channels-last {layout}') if part) \
+            or 'as configured'
+
     for round_index in range(args.rounds):  # files alternate, so a busy spell on a shared machine hits them all
-        for path, impl in runs:
+        for path, variant in runs:
+            impl, layout = variant
             command = [sys.executable, os.path.abspath(__file__), 'step', '--worker', '-opt', path,
                        '--batch', str(args.batch), '--crop', str(args.crop), '--repeat', str(args.repeat),
                        '--warmup', str(args.warmup), '--device', args.device] + (
-                           ['--amp', args.amp] if args.amp else []) + (['--filter-impl', impl] if impl else [])
+                           ['--amp', args.amp] if args.amp else []) + (['--filter-impl', impl] if impl else []) + (
+                           ['--channels-last', layout] if layout else [])
             done = subprocess.run(command, capture_output=True, text=True)
             if done.returncode != 0:
                 raise SystemExit(f'{path} failed (exit {done.returncode}; -9: out of memory?):\n{done.stderr[-2000:]}')
             result = json.loads(done.stdout.strip().splitlines()[-1])
-            runs[path, impl].append(result)
-            print(f'[round {round_index + 1}/{args.rounds}] {path} filter {result["filter_impl"]}: {result["network"]} '
-                  f'B={args.batch} {args.crop}x{args.crop}: median {result["median_seconds"]:.3f} s, '
+            runs[path, variant].append(result)
+            print(f'[round {round_index + 1}/{args.rounds}] {path} ({label(variant)}; filter {result["filter_impl"]}): '
+                  f'{result["network"]} B={args.batch} {args.crop}x{args.crop}: median {result["median_seconds"]:.3f} s, '
                   f'min {result["min_seconds"]:.3f} s '
                   f'per step over {args.repeat} ({result["params"]:,} parameters, peak memory '
                   f'{result["peak_memory_mb"]:.0f} MB)', flush=True)
     results = []
-    for (path, impl), path_runs in runs.items():
+    for (path, variant), path_runs in runs.items():
         best = min(run['min_seconds'] for run in path_runs)
         results.append({**path_runs[0], 'min_seconds': best, 'runs': path_runs})
         if args.rounds > 1:
-            print(f'{path} filter {path_runs[0]["filter_impl"]}: min over {args.rounds} rounds {best:.3f} s per step',
-                  flush=True)
-    if len(impls) > 1:  # the first impl against each other one, per file
+            print(f'{path} ({label(variant)}): min over {args.rounds} rounds {best:.3f} s per step', flush=True)
+    if len(variants) > 1:  # the first variant against each other one, per file
         for path in args.opt:
-            base = min(run['min_seconds'] for run in runs[path, impls[0]])
-            for impl in impls[1:]:
-                print(f'{path}: {impls[0]} / {impl} step time (min): '
-                      f'{base / min(run["min_seconds"] for run in runs[path, impl]):.2f}', flush=True)
+            base = min(run['min_seconds'] for run in runs[path, variants[0]])
+            for variant in variants[1:]:
+                print(f'{path}: ({label(variants[0])}) / ({label(variant)}) step time (min): '
+                      f'{base / min(run["min_seconds"] for run in runs[path, variant]):.2f}', flush=True)
     if args.json:
         with open(args.json, 'w') as handle:
             json.dump(results, handle, indent=1)
@@ -497,7 +508,7 @@ def main(argv=None):
     model.add_argument('--repeat', type=int, default=3)
     model.add_argument('--megapixels', type=float, nargs='*', default=[1, 12], help='none: no inference runs')
     model.add_argument('--tile', type=int, default=512)
-    model.add_argument('--overlap', type=int, default=128)
+    model.add_argument('--overlap', type=int, default=64)
     model.add_argument('--device', default='cpu', choices=('cpu', 'cuda'))
     model.add_argument('--amp', default='none', choices=AMP_CHOICES, help='autocast of the training forward')
     model.add_argument('--filter-impl', nargs='+', default=['auto'], choices=FILTER_IMPL_CHOICES,
@@ -519,6 +530,8 @@ def main(argv=None):
     step.add_argument('--amp', default=None, choices=AMP_CHOICES, help="override the options' train.amp")
     step.add_argument('--filter-impl', nargs='+', default=None, choices=FILTER_IMPL_CHOICES,
                       help="override network_g.filter_impl; several: each file runs with each, alternating")
+    step.add_argument('--channels-last', nargs='+', default=None, choices=('off', 'on'),
+                      help="override train.channels_last; with --filter-impl, every pair is a variant")
     step.add_argument('--json', default=None, help='write the results here')
     step.add_argument('--worker', action='store_true', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
