@@ -86,6 +86,11 @@ def test_tiled_inference_equals_untiled(arch):
                          progress=lambda done, total: progress.append((done, total)))
     assert progress[-1][0] == progress[-1][1] == len(progress) > 2
     assert (tiled - whole).abs().max().item() <= 1e-4
+    # the context pass runs on tiles with the smaller context_overlap (16 by default): fewer of them
+    from fcdfn_plugin.utils.tiling import count_tiles
+    counts = [count_tiles(200, 180, 96, overlap, net.pad_multiple) for overlap in (16, 64)]
+    assert counts[0] < counts[1] and len(progress) == sum(counts)
+    assert tiled.is_contiguous()  # channels-last inside, the usual layout out
     # a single pass with per-tile bases would not match: the image-level context matters
     from fcdfn_plugin.utils.tiling import tiled_forward
     naive = tiled_forward(net, [lq, flash], tile=96, overlap=64, multiple=net.pad_multiple, edge_margin=24)

@@ -144,7 +144,7 @@ def main(argv=None):
                         help='options file the weights were trained with (its network_g is used); default: the '
                         'network_g stored in the checkpoint, else the options file in its experiment folder')
     parser.add_argument('--tile', type=int_at_least(1), default=512, help='tile size for large images (pixels)')
-    parser.add_argument('--overlap', type=int_at_least(0), default=128, help='tile overlap (pixels)')
+    parser.add_argument('--overlap', type=int_at_least(0), default=64, help='tile overlap (pixels; as FCDFNModel)')
     parser.add_argument('--min-pixels', type=int_at_least(0), default=1024 * 1024,
                         help='tile images with at least this many pixels')
     parser.add_argument('--compare', default=None, help='also write low-light | flash | result side by side here')
