@@ -43,3 +43,19 @@ def test_model_worker_trains_with_amp(amp, capsys):
 def test_cuda_only_options_are_refused_without_a_gpu(argv, message):
     with pytest.raises(SystemExit, match=message):
         benchmark.main(argv)
+
+
+def test_data_times_samples_with_and_without_the_decoded_cache(tmp_path, capsys):
+    import cv2
+    import numpy as np
+    import yaml
+    rng = np.random.default_rng(0)
+    for number in range(2):
+        for role in ('ambient', 'flash'):
+            cv2.imwrite(str(tmp_path / f'Toys_{number:03d}_{role}.png'), rng.integers(0, 256, (72, 88, 3), np.uint8))
+    options = tmp_path / 'options.yml'
+    options.write_text(yaml.safe_dump({'datasets': {'train': {
+        'name': 'toy', 'type': 'FlashLowLightDataset', 'dataroot': str(tmp_path), 'crop_size': 48}}}))
+    benchmark.main(['data', '-opt', str(options), '--samples', '4'])
+    out = capsys.readouterr().out
+    assert 'decoded every read' in out and 'decoded-image cache' in out and 'cache speed-up' in out

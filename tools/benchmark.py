@@ -8,6 +8,7 @@
     python tools/benchmark.py dist [--iters 60] [--batch 16]
     python tools/benchmark.py step -opt options/table1/*_small.yml [--batch 8] [--crop 64] [--repeat 3] [--rounds 1]
                                    [--amp bf16] [--filter-impl banded native] [--channels-last off on]
+    python tools/benchmark.py data [-opt options/fcdfn_demo.yml] [--samples 200]
 
 ``op``: time and peak resident memory above the inputs of one forward+backward of ``basis_filter``
 (banded, the kept design), ``basis_filter_conv`` (design (a)) and a naive unfold filter, each in its
@@ -30,6 +31,11 @@ own process (``--megapixels`` with no value skips inference). ``--json`` writes 
 one process and a batch of ``--batch`` against ``torchrun`` with two processes of half that batch
 (Gloo on CPU, NCCL on GPU): the same samples per iteration, so the ratio of samples per second is
 the distributed speed-up. Times are BasicSR's own averaged iteration times from the logs.
+
+``data``: time per training sample of the options file's ``datasets.train`` (one process, one thread, as a
+data-loader worker): first without the decoded-image cache (every read decodes), then with it, reading the
+same scenes again in the next epoch (what a training run does from its second epoch on). Builds nothing:
+the dataset must exist (``make demo`` or ``tools/prepare_faid.py``).
 
 ``step``: one training step of the BasicSR model each options file describes (its ``model_type``,
 ``network_g`` and ``train`` section: forward, every loss, backward, gradient clipping, the optimiser)
@@ -381,6 +387,37 @@ def dist_command(args):
     print(f'2 processes / 1 process throughput: {ratio:.2f}')
 
 
+def data_command(args):
+    import copy
+
+    import torch
+    import yaml
+
+    import fcdfn_plugin  # noqa: F401
+    from basicsr.data import build_dataset
+
+    with open(args.opt) as handle:
+        dataset_opt = yaml.safe_load(handle)['datasets']['train']
+    dataset_opt.update(phase='train', scale=1)
+    torch.set_num_threads(1)
+    results = {}
+    for label, cache_mb in (('decoded every read', 0), ('decoded-image cache', None)):
+        opt = copy.deepcopy(dataset_opt)
+        if cache_mb is not None:
+            opt['decoded_cache_mb'] = cache_mb
+        dataset = build_dataset(opt)
+        count = min(args.samples, len(dataset))
+        for index in range(count):  # epoch 0: fills the cache, if any
+            dataset[(0, index)]
+        start = time.perf_counter()
+        for index in range(count):  # epoch 1: the same scenes, new crops and noise
+            dataset[(1, index)]
+        results[label] = (time.perf_counter() - start) / count
+        print(f'{args.opt} datasets.train, {label}: {1e3 * results[label]:.2f} ms per sample '
+              f'(mean of {count}, one thread)', flush=True)
+    print(f'cache speed-up: {results["decoded every read"] / results["decoded-image cache"]:.2f}x', flush=True)
+
+
 def step_worker(args):
     """Runs in its own process; prints one JSON line for the options file ``args.opt[0]``."""
     import statistics
@@ -534,8 +571,13 @@ def main(argv=None):
                       help="override train.channels_last; with --filter-impl, every pair is a variant")
     step.add_argument('--json', default=None, help='write the results here')
     step.add_argument('--worker', action='store_true', help=argparse.SUPPRESS)
+    data = commands.add_parser('data', help='time per training sample, with and without the decoded-image cache')
+    data.add_argument('-opt', default='options/fcdfn_demo.yml', help='options file whose datasets.train is read')
+    data.add_argument('--samples', type=int, default=200)
     args = parser.parse_args(argv)
-    if args.command == 'step':
+    if args.command == 'data':
+        data_command(args)
+    elif args.command == 'step':
         step_worker(args) if args.worker else step_command(args)
     elif args.command == 'dist':
         dist_command(args)
