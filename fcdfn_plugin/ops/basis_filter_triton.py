@@ -41,6 +41,9 @@ BLOCK_TAPS = 32
 GRAD_BASIS_PROGRAMS = 1024
 #: Dtypes the kernels take (they compute in float32 and return the input dtype).
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+#: Warps per program of each kernel (Triton's default is 4). ``tools/kernel_report.py`` compiles the
+#: kernels for sm_90 at these and reports registers and spills.
+NUM_WARPS = {'forward': 4, 'backward_pixels': 4, 'backward_basis': 4}
 
 
 @triton.jit
@@ -204,6 +207,16 @@ def _backward_basis_kernel(padded_ptr, coeffs_ptr, grad_out_ptr, partial_ptr,
     tl.store(partial + offs_n[:, None] * taps + offs_t[None, :], acc, mask=mask_n[:, None] & mask_t[None, :])
 
 
+#: Each launch of the op by the names used in :data:`NUM_WARPS`: its kernel and compile-time flags
+#: (besides :func:`block_meta`) when there is a bias and every gradient is wanted.
+KERNELS = {
+    'forward': (_forward_kernel, dict(HAS_BIAS=True)),
+    'backward_pixels': (_backward_pixels_kernel, dict(HAS_BIAS=True, NEED_IMAGE=True, NEED_COEFFS=True,
+                                                      NEED_BIAS=True)),
+    'backward_basis': (_backward_basis_kernel, {}),
+}
+
+
 def _block(size, minimum=16):
     """Power of two >= size and >= minimum (tl.arange needs powers of two, tl.dot dims >= 16)."""
     return max(minimum, 1 << max(0, math.ceil(math.log2(max(1, size)))))
@@ -249,11 +262,14 @@ def _on_device(device):
     return torch.cuda.device(device) if device.type == 'cuda' else contextlib.nullcontext()
 
 
+def block_meta(channels, num_basis, precision='ieee'):
+    """The compile-time block sizes and GEMM precision every kernel is launched with for C channels, N basis kernels."""
+    return dict(PRECISION=precision, BLOCK_P=BLOCK_PIXELS, BLOCK_N=_block(num_basis), BLOCK_T=BLOCK_TAPS,
+                BLOCK_C=_block(channels, minimum=1))
+
+
 def _meta(padded, coeffs, basis):
-    channels = padded.shape[1]
-    num_basis, kernel_size = basis.shape[1], basis.shape[-1]
-    return dict(PRECISION=_precision(padded.device), BLOCK_P=BLOCK_PIXELS, BLOCK_N=_block(num_basis),
-                BLOCK_T=BLOCK_TAPS, BLOCK_C=_block(channels, minimum=1)), kernel_size
+    return block_meta(padded.shape[1], basis.shape[1], _precision(padded.device)), basis.shape[-1]
 
 
 def _forward(padded, coeffs, basis, bias, dilation):
@@ -264,7 +280,7 @@ def _forward(padded, coeffs, basis, bias, dilation):
     grid = (triton.cdiv(height * width, BLOCK_PIXELS), batch)
     _forward_kernel[grid](padded, coeffs, basis, padded if bias is None else bias, out,
                           channels, num_basis, height, width, padded_h, padded_w, kernel_size, dilation,
-                          HAS_BIAS=bias is not None, **meta)
+                          HAS_BIAS=bias is not None, num_warps=NUM_WARPS['forward'], **meta)
     return out
 
 
@@ -287,14 +303,15 @@ def _backward(padded, coeffs, basis, bias, dilation, grad_out, needs):
             padded, coeffs, basis, padded if bias is None else bias, grad_out,
             padded if grad_padded is None else grad_padded, coeffs if grad_coeffs is None else grad_coeffs,
             coeffs if grad_bias is None else grad_bias, *sizes,
-            HAS_BIAS=bias is not None, NEED_IMAGE=need_image, NEED_COEFFS=need_coeffs, NEED_BIAS=need_bias, **meta)
+            HAS_BIAS=bias is not None, NEED_IMAGE=need_image, NEED_COEFFS=need_coeffs, NEED_BIAS=need_bias,
+            num_warps=NUM_WARPS['backward_pixels'], **meta)
     grad_basis = None
     if need_basis:
         chunks = triton.cdiv(taps, BLOCK_TAPS)
         splits = max(1, min(num_tiles, math.ceil(GRAD_BASIS_PROGRAMS / (batch * chunks))))
         partial = torch.empty(batch, splits, num_basis, taps, device=padded.device, dtype=torch.float32)
         _backward_basis_kernel[(chunks, splits, batch)](padded, coeffs, grad_out, partial, *sizes, num_tiles, splits,
-                                                        **meta)
+                                                        num_warps=NUM_WARPS['backward_basis'], **meta)
         grad_basis = partial.sum(1).view_as(basis).to(basis.dtype)
     if grad_padded is not None:
         grad_padded = grad_padded.to(padded.dtype)
