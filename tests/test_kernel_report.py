@@ -40,11 +40,11 @@ def test_count_tensor_core_instructions():
 
 
 def test_markdown_table_has_a_line_per_row():
-    row = dict(kernel='forward', dtype='float32', num_warps=8, BLOCK_P=32, BLOCK_N=16, BLOCK_T=32, BLOCK_C=4,
+    row = dict(kernel='forward', dtype='float32', num_warps=8, num_stages=3, BLOCK_P=32, BLOCK_N=16, BLOCK_T=32, BLOCK_C=4,
                registers=174, spill_stores=0, spill_loads=0, stack_frame=0, shared=53248, mma_ptx=0, wgmma_ptx=0,
                mma_sass=None)
     lines = report.markdown_table([row, dict(row, num_warps=4)]).splitlines()
-    assert len(lines) == 4 and lines[2].startswith('| forward | float32 | 8 | 32/16/32/4 | 174 | 0 | 0 |')
+    assert len(lines) == 4 and lines[2].startswith('| forward | float32 | 8 | 3 | 32/16/32/4 | 174 | 0 | 0 |')
     assert lines[2].endswith('| - |')
 
 
@@ -54,14 +54,18 @@ def test_forward_kernel_compiles_for_sm90_with_plausible_resources(tmp_path, mon
     monkeypatch.setenv('TRITON_CACHE_DIR', str(tmp_path / 'cache'))
     out = tmp_path / 'report.json'
     assert report.main(['--kernels', 'forward', '--num-basis', '16', '--channels', '1', '--num-warps', '4',
+                        '--num-stages', '2',
                         '--precision', 'ieee', '--json', str(out)]) == 0
     (row,) = json.loads(out.read_text())
     assert set(report.FIELDS) <= set(row)
-    assert (row['kernel'], row['dtype'], row['num_warps'], row['BLOCK_N'], row['BLOCK_C']) == \
-        ('forward', 'float32', 4, 16, 1)
+    assert (row['kernel'], row['dtype'], row['num_warps'], row['num_stages'], row['BLOCK_N'], row['BLOCK_C']) == \
+        ('forward', 'float32', 4, 2, 16, 1)
     assert 1 <= row['registers'] <= 255
     assert row['spill_stores'] >= 0 and row['spill_loads'] >= 0 and row['stack_frame'] >= 0
     assert 0 < row['shared'] <= 228 * 1024  # tl.dot stages its operands in shared memory; H100/H200 limit
     assert row['mma_ptx'] == 0 and row['wgmma_ptx'] == 0  # 'ieee' float32 dot: plain FMA
-    tf32 = report.compile_kernel('forward', 'float32', channels=1, num_basis=16, precision='tf32', num_warps=4)
+    tf32 = report.compile_kernel('forward', 'float32', channels=1, num_basis=16, precision='tf32')
     assert tf32['mma_ptx'] + tf32['wgmma_ptx'] > 0  # the same dot in TF32 does reach the tensor cores
+    from fcdfn_plugin.ops.basis_filter_triton import LAUNCH_OPTIONS  # no override: the op's own launch
+    assert (tf32['num_warps'], tf32['num_stages']) == tuple(LAUNCH_OPTIONS['forward'][k] for k in ('num_warps',
+                                                                                                    'num_stages'))

@@ -1,14 +1,15 @@
 """Compile the fused basis-filter kernels for a GPU architecture (no GPU needed) and report their resources.
 
     python tools/kernel_report.py [--arch 90] [--num-basis 90] [--channels 3] [--dtypes float32 bfloat16]
-                                  [--kernels forward backward_pixels backward_basis] [--num-warps 4 8]
-                                  [--precision ieee] [--json report.json]
+                                  [--kernels forward backward_image backward_coeffs backward_basis] [--num-warps 4 8]
+                                  [--num-stages 1 3] [--precision ieee] [--json report.json] [--fail-on-spill]
 
 Each Triton kernel of ``fcdfn_plugin/ops/basis_filter_triton.py`` is compiled ahead of time by
 ``triton.compile`` for ``GPUTarget('cuda', ARCH, 32)`` with the block sizes the op launches it with
 (``block_meta``: BLOCK_N from N, BLOCK_C from C) and the pointer dtypes of its inputs (the atomically
 accumulated image gradient and the grad-basis partials are float32 whatever the input dtype), at
-the op's own ``NUM_WARPS`` unless ``--num-warps`` lists others. For each it reports:
+the op's own ``LAUNCH_OPTIONS`` (warps, pipelining stages) unless ``--num-warps`` / ``--num-stages``
+list others. For each it reports:
 
 * registers per thread, spill stores and loads (bytes) and stack frame, from ``ptxas -v`` run on
   Triton's PTX with the flags Triton itself uses (the ptxas bundled with triton);
@@ -33,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 DTYPES = {'float32': 'fp32', 'float16': 'fp16', 'bfloat16': 'bf16'}
 FLOAT32_POINTERS = ('grad_padded_ptr', 'partial_ptr')  # accumulated in float32 whatever the input dtype
-FIELDS = ('kernel', 'dtype', 'num_warps', 'registers', 'spill_stores', 'spill_loads', 'stack_frame', 'shared',
+FIELDS = ('kernel', 'dtype', 'num_warps', 'num_stages', 'registers', 'spill_stores', 'spill_loads', 'stack_frame', 'shared',
           'mma_ptx', 'wgmma_ptx', 'mma_sass')
 
 
@@ -112,7 +113,7 @@ def sass_of(cubin):
 
 
 def compile_kernel(name, dtype='float32', channels=3, num_basis=90, precision='ieee', num_warps=None, arch=90,
-                   num_stages=3):
+                   num_stages=None):
     """Compile one kernel ahead of time for ``arch``; returns its report row (see :data:`FIELDS`)."""
     reason = unavailable_reason(arch)
     if reason is not None:
@@ -124,7 +125,9 @@ def compile_kernel(name, dtype='float32', channels=3, num_basis=90, precision='i
     kernel, flags = fused.KERNELS[name]
     if fused.interpreted():
         raise CompileUnavailable('the kernels were built by the interpreter (unset TRITON_INTERPRET)')
-    num_warps = fused.NUM_WARPS[name] if num_warps is None else num_warps
+    options = fused.LAUNCH_OPTIONS[name]
+    num_warps = options['num_warps'] if num_warps is None else num_warps
+    num_stages = options['num_stages'] if num_stages is None else num_stages
     constants = dict(fused.block_meta(channels, num_basis, precision), **flags)
     signature, attrs = {}, {}
     for index, arg in enumerate(kernel.arg_names):
@@ -137,7 +140,7 @@ def compile_kernel(name, dtype='float32', channels=3, num_basis=90, precision='i
             signature[arg] = 'i32'
     compiled = triton.compile(ASTSource(kernel, signature, constants, attrs), target=GPUTarget('cuda', arch, 32),
                               options=dict(num_warps=num_warps, num_stages=num_stages))
-    row = dict(kernel=name, dtype=dtype, num_warps=num_warps, channels=channels, num_basis=num_basis,
+    row = dict(kernel=name, dtype=dtype, num_warps=num_warps, num_stages=num_stages, channels=channels, num_basis=num_basis,
                precision=precision, arch=arch, **{k: v for k, v in constants.items() if k.startswith('BLOCK_')})
     row.update(ptxas_resources(compiled.asm['ptx'], arch))
     row['shared'] = int(compiled.metadata.shared)
@@ -147,12 +150,12 @@ def compile_kernel(name, dtype='float32', channels=3, num_basis=90, precision='i
 
 def markdown_table(rows):
     """The rows as a markdown table (one line per kernel and configuration)."""
-    header = ['kernel', 'dtype', 'warps', 'blocks P/N/T/C', 'registers', 'spill stores B', 'spill loads B',
+    header = ['kernel', 'dtype', 'warps', 'stages', 'blocks P/N/T/C', 'registers', 'spill stores B', 'spill loads B',
               'stack B', 'shared B', 'mma (PTX)', 'wgmma (PTX)', 'HMMA/HGMMA (SASS)']
     lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     for row in rows:
         blocks = '/'.join(str(row[k]) for k in ('BLOCK_P', 'BLOCK_N', 'BLOCK_T', 'BLOCK_C'))
-        values = [row['kernel'], row['dtype'], row['num_warps'], blocks, row['registers'], row['spill_stores'],
+        values = [row['kernel'], row['dtype'], row['num_warps'], row['num_stages'], blocks, row['registers'], row['spill_stores'],
                   row['spill_loads'], row['stack_frame'], row['shared'], row['mma_ptx'], row['wgmma_ptx'],
                   '-' if row['mma_sass'] is None else row['mma_sass']]
         lines.append('| ' + ' | '.join(str(v) for v in values) + ' |')
@@ -169,7 +172,9 @@ def main(argv=None):
                         help='input dtypes (under autocast the op runs in float32; float16/bfloat16 for half inputs)')
     parser.add_argument('--kernels', nargs='+', choices=sorted(KERNELS), default=list(KERNELS))
     parser.add_argument('--num-warps', type=int, nargs='+', default=None,
-                        help="warps to compile at (default: the op's own NUM_WARPS of each kernel)")
+                        help="warps to compile at (default: the op's own LAUNCH_OPTIONS of each kernel)")
+    parser.add_argument('--num-stages', type=int, nargs='+', default=None,
+                        help="software-pipelining stages to compile at (default: the op's own of each kernel)")
     parser.add_argument('--precision', choices=['ieee', 'tf32'], default='ieee',
                         help="tl.dot input precision ('tf32' when torch allows TF32 matmuls)")
     parser.add_argument('--json', default=None, help='also write the rows to this JSON file')
@@ -182,9 +187,11 @@ def main(argv=None):
         for name in args.kernels:
             for dtype in args.dtypes:
                 for warps in args.num_warps or [None]:
-                    rows.append(compile_kernel(name, dtype, args.channels, args.num_basis, args.precision, warps,
-                                               args.arch))
-                    print(f"compiled {name} {dtype} num_warps={rows[-1]['num_warps']}", file=sys.stderr, flush=True)
+                    for stages in args.num_stages or [None]:
+                        rows.append(compile_kernel(name, dtype, args.channels, args.num_basis, args.precision, warps,
+                                                   args.arch, stages))
+                        print(f"compiled {name} {dtype} num_warps={rows[-1]['num_warps']} "
+                              f"num_stages={rows[-1]['num_stages']}", file=sys.stderr, flush=True)
     except CompileUnavailable as error:
         raise SystemExit(f'error: {error}')
     print(f'sm_{args.arch}, N={args.num_basis}, C={args.channels}, precision {args.precision}\n')
