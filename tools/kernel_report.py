@@ -80,10 +80,13 @@ def count_tensor_core_instructions(ptx, sass=None):
 
 def _ptxas(arch):
     """Path of the ptxas Triton uses for ``arch`` and the ``--gpu-name`` it passes."""
-    from triton import knobs
-    tool = knobs.nvidia.ptxas_blackwell if arch >= 100 and hasattr(knobs.nvidia, 'ptxas_blackwell') else \
-        knobs.nvidia.ptxas
-    path = getattr(tool, 'path', None)
+    try:
+        from triton import knobs
+        tool = knobs.nvidia.ptxas_blackwell if arch >= 100 and hasattr(knobs.nvidia, 'ptxas_blackwell') else \
+            knobs.nvidia.ptxas
+        path = getattr(tool, 'path', None)
+    except (ImportError, AttributeError) as error:  # an older triton without knobs
+        raise CompileUnavailable(f'cannot locate the ptxas of this triton: {error}')
     if not path or not os.path.exists(path):
         raise CompileUnavailable('no ptxas found (triton bundles one under backends/nvidia/bin)')
     return path, f"sm_{arch}{'a' if arch >= 90 else ''}"
