@@ -10,6 +10,8 @@
 #    and peak memory above the inputs.
 # 3. A paper-scale train step (base 64, 5 levels, N=90, B=4, 224x224) of FCDFNArch and DeepFnFArch:
 #    float32 banded, bf16 autocast banded, bf16 autocast fused.
+# Before them: tools/gpu_preflight.py (every module the steps import) and tools/kernel_report.py
+# (the kernels' registers and spills as compiled for this GPU, kernel_report.md / .json).
 # Everything printed is also written under OUT_DIR (default gpu_check_out/): log.txt and JSON files.
 # 'auto' stays the banded op until step 2 shows the fused kernel faster (see docs/DESIGN.md).
 set -euo pipefail
@@ -22,13 +24,13 @@ export CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-0}  # tests/conftest.py hide
 START=$SECONDS
 stamp() { echo "== [$((SECONDS - START)) s] $*"; }
 
-"$PY" - <<'EOF'
-import torch, triton
-if not torch.cuda.is_available():
-    raise SystemExit('gpu_check: no CUDA GPU visible (torch.cuda.is_available() is False)')
-print('torch', torch.__version__, 'triton', triton.__version__, 'GPU', torch.cuda.get_device_name(),
-      'TF32 matmul', torch.backends.cuda.matmul.allow_tf32)
-EOF
+# preflight: every module the steps import, all reported at once (missing ones are carried as wheels)
+"$PY" tools/gpu_preflight.py
+
+stamp "0/3 compile report of the fused kernels for this GPU (registers, spills; not fatal)"
+CC=$("$PY" -c 'import torch; major, minor = torch.cuda.get_device_capability(); print(major * 10 + minor)')
+"$PY" tools/kernel_report.py --arch "$CC" --dtypes float32 bfloat16 --json "$OUT/kernel_report.json" \
+    2>/dev/null | tee "$OUT/kernel_report.md" || echo 'gpu_check: kernel_report.py failed (continuing)'
 
 stamp "1/3 fused kernel tests on CUDA"
 "$PY" -m pytest -q -p no:cacheprovider -rs tests/test_ops_fused.py -k dev_cuda | tee "$OUT/tests.txt"

@@ -6,12 +6,13 @@ on chip, a tile of ``BLOCK_P`` pixels by a chunk of ``BLOCK_T`` taps at a time, 
 the K*K kernels of a pixel never reach memory. The image is padded beforehand (``pad_image``), so
 the kernels only read the padded image at ``row + dilation * ty``, ``col + dilation * tx``.
 
-Backward recomputes instead of storing, in two kernels:
+Backward recomputes instead of storing, in two kernels (three launches):
 
 * per pixel tile (fully parallel): ``dW(r, t) = sum_c g[c, r] x[c, r + s_t]`` chunk by chunk;
-  grad coeffs = dW @ basis^T (``tl.dot``), grad bias = sum_t dW, and the image gradient
-  ``W(r, t) g[c, r]`` scattered onto the padded image with ``tl.atomic_add`` (each padded pixel
-  receives K*K contributions from different tiles);
+  grad coeffs = dW @ basis^T (``tl.dot``), grad bias = sum_t dW (one launch), and the image
+  gradient ``W(r, t) g[c, r]`` scattered onto the padded image with ``tl.atomic_add`` (each padded
+  pixel receives K*K contributions from different tiles; a second launch of the same kernel with
+  other flags: the two halves in one program need more than 255 registers and spill on sm_90);
 * grad basis ``sum_r coeffs[:, r] dW(r, t)``: each program owns one tap chunk of one sample and a
   fixed, strided subset of the pixel tiles, accumulates coeffs^T @ dW in registers and writes one
   partial sum; the partials are summed by torch afterwards (deterministic).
@@ -22,7 +23,8 @@ Triton's interpreter (``TRITON_INTERPRET=1`` set before triton is imported): tha
 tests use; it is slow and meant for checking correctness only.
 
 GPU speed and the block sizes below are unmeasured (no GPU was available when this was written);
-``tools/gpu_check.sh`` measures them.
+``tools/gpu_check.sh`` measures them. The warps per launch (:data:`LAUNCH_OPTIONS`) were chosen from
+compile reports for sm_90 (``tools/kernel_report.py``): the fewest at which no kernel spills.
 """
 import contextlib
 import math
@@ -41,6 +43,18 @@ BLOCK_TAPS = 32
 GRAD_BASIS_PROGRAMS = 1024
 #: Dtypes the kernels take (they compute in float32 and return the input dtype).
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+#: Warps and software-pipelining stages of each launch (Triton's defaults: 4 warps, 3 stages).
+#: ``tools/kernel_report.py`` compiles the kernels for sm_90 at these and reports registers and
+#: spills: at 4 warps every kernel needs more than 255 registers a thread at N=90 and spills
+#: (1.1-1.8 KB); at 8 none does, the per-pixel backward once split in two launches, and the
+#: grad-basis kernel at C=1 (the official deepFnF variant) only without pipelining its tile loop
+#: (656 B at 3 stages). See docs/GPU_COMPILE_REPORT.md.
+LAUNCH_OPTIONS = {
+    'forward': dict(num_warps=8, num_stages=3),
+    'backward_image': dict(num_warps=8, num_stages=3),
+    'backward_coeffs': dict(num_warps=8, num_stages=3),
+    'backward_basis': dict(num_warps=8, num_stages=1),
+}
 
 
 @triton.jit
@@ -123,7 +137,7 @@ def _backward_pixels_kernel(padded_ptr, coeffs_ptr, basis_ptr, bias_ptr, grad_ou
                             HAS_BIAS: tl.constexpr, NEED_IMAGE: tl.constexpr, NEED_COEFFS: tl.constexpr,
                             NEED_BIAS: tl.constexpr, PRECISION: tl.constexpr, BLOCK_P: tl.constexpr,
                             BLOCK_N: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_C: tl.constexpr):
-    """One pixel tile: grad coeffs and grad bias (stored), grad image (atomically scattered)."""
+    """One pixel tile: grad coeffs and grad bias (stored) and/or grad image (atomically scattered), as flagged."""
     tile = tl.program_id(0)
     sample = tl.program_id(1).to(tl.int64)
     pixels = height * width
@@ -204,6 +218,18 @@ def _backward_basis_kernel(padded_ptr, coeffs_ptr, grad_out_ptr, partial_ptr,
     tl.store(partial + offs_n[:, None] * taps + offs_t[None, :], acc, mask=mask_n[:, None] & mask_t[None, :])
 
 
+#: Each launch of the op by the names used in :data:`LAUNCH_OPTIONS`: its kernel and compile-time flags
+#: (besides :func:`block_meta`) when there is a bias and every gradient is wanted.
+KERNELS = {
+    'forward': (_forward_kernel, dict(HAS_BIAS=True)),
+    'backward_image': (_backward_pixels_kernel, dict(HAS_BIAS=True, NEED_IMAGE=True, NEED_COEFFS=False,
+                                                     NEED_BIAS=False)),
+    'backward_coeffs': (_backward_pixels_kernel, dict(HAS_BIAS=True, NEED_IMAGE=False, NEED_COEFFS=True,
+                                                      NEED_BIAS=True)),
+    'backward_basis': (_backward_basis_kernel, {}),
+}
+
+
 def _block(size, minimum=16):
     """Power of two >= size and >= minimum (tl.arange needs powers of two, tl.dot dims >= 16)."""
     return max(minimum, 1 << max(0, math.ceil(math.log2(max(1, size)))))
@@ -249,11 +275,14 @@ def _on_device(device):
     return torch.cuda.device(device) if device.type == 'cuda' else contextlib.nullcontext()
 
 
+def block_meta(channels, num_basis, precision='ieee'):
+    """The compile-time block sizes and GEMM precision every kernel is launched with for C channels, N basis kernels."""
+    return dict(PRECISION=precision, BLOCK_P=BLOCK_PIXELS, BLOCK_N=_block(num_basis), BLOCK_T=BLOCK_TAPS,
+                BLOCK_C=_block(channels, minimum=1))
+
+
 def _meta(padded, coeffs, basis):
-    channels = padded.shape[1]
-    num_basis, kernel_size = basis.shape[1], basis.shape[-1]
-    return dict(PRECISION=_precision(padded.device), BLOCK_P=BLOCK_PIXELS, BLOCK_N=_block(num_basis),
-                BLOCK_T=BLOCK_TAPS, BLOCK_C=_block(channels, minimum=1)), kernel_size
+    return block_meta(padded.shape[1], basis.shape[1], _precision(padded.device)), basis.shape[-1]
 
 
 def _forward(padded, coeffs, basis, bias, dilation):
@@ -264,7 +293,7 @@ def _forward(padded, coeffs, basis, bias, dilation):
     grid = (triton.cdiv(height * width, BLOCK_PIXELS), batch)
     _forward_kernel[grid](padded, coeffs, basis, padded if bias is None else bias, out,
                           channels, num_basis, height, width, padded_h, padded_w, kernel_size, dilation,
-                          HAS_BIAS=bias is not None, **meta)
+                          HAS_BIAS=bias is not None, **LAUNCH_OPTIONS['forward'], **meta)
     return out
 
 
@@ -282,19 +311,26 @@ def _backward(padded, coeffs, basis, bias, dilation, grad_out, needs):
     grad_padded = torch.zeros(padded.shape, device=padded.device, dtype=torch.float32) if need_image else None
     grad_coeffs = torch.empty_like(coeffs) if need_coeffs else None
     grad_bias = torch.empty_like(bias) if need_bias else None
-    if need_image or need_coeffs or need_bias:
+    # the per-pixel backward as two launches of one kernel: both halves in one spill registers on sm_90
+    pixel_launches = []
+    if need_image:
+        pixel_launches.append(('backward_image', dict(NEED_IMAGE=True, NEED_COEFFS=False, NEED_BIAS=False)))
+    if need_coeffs or need_bias:
+        pixel_launches.append(('backward_coeffs', dict(NEED_IMAGE=False, NEED_COEFFS=need_coeffs,
+                                                       NEED_BIAS=need_bias)))
+    for name, flags in pixel_launches:
         _backward_pixels_kernel[(num_tiles, batch)](
             padded, coeffs, basis, padded if bias is None else bias, grad_out,
             padded if grad_padded is None else grad_padded, coeffs if grad_coeffs is None else grad_coeffs,
             coeffs if grad_bias is None else grad_bias, *sizes,
-            HAS_BIAS=bias is not None, NEED_IMAGE=need_image, NEED_COEFFS=need_coeffs, NEED_BIAS=need_bias, **meta)
+            HAS_BIAS=bias is not None, **LAUNCH_OPTIONS[name], **flags, **meta)
     grad_basis = None
     if need_basis:
         chunks = triton.cdiv(taps, BLOCK_TAPS)
         splits = max(1, min(num_tiles, math.ceil(GRAD_BASIS_PROGRAMS / (batch * chunks))))
         partial = torch.empty(batch, splits, num_basis, taps, device=padded.device, dtype=torch.float32)
         _backward_basis_kernel[(chunks, splits, batch)](padded, coeffs, grad_out, partial, *sizes, num_tiles, splits,
-                                                        **meta)
+                                                        **LAUNCH_OPTIONS['backward_basis'], **meta)
         grad_basis = partial.sum(1).view_as(basis).to(basis.dtype)
     if grad_padded is not None:
         grad_padded = grad_padded.to(padded.dtype)
