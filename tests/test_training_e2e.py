@@ -150,6 +150,11 @@ def test_the_shipped_weights_are_in_the_repository_and_build():
         small = yaml.safe_load(handle)
     checkpoint = torch.load(SHIPPED_WEIGHTS, map_location='cpu', weights_only=True)
     assert checkpoint['network_g'] == small['network_g'] and checkpoint['meta']['options'] == 'fcdfn_small.yml'
+    # trained with the any-exposure law, it carries the options' exposure contract (band: the law's dim_range)
+    from fcdfn_plugin.utils.inference import exposure_contract
+    contract, _ = exposure_contract(SHIPPED_WEIGHTS)
+    assert contract.mode == small['exposure']['mode'] == 'auto'
+    assert tuple(contract.band) == tuple(small['datasets']['train']['dim_range'])
     net, source = build_trained_network(SHIPPED_WEIGHTS)
     lq, flash = torch.full((1, 3, 40, 36), 0.02), torch.full((1, 3, 40, 36), 0.3)
     with torch.no_grad():
