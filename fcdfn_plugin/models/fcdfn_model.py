@@ -39,7 +39,7 @@ class FCDFNModel(SRModel):
       and CUDA. The scaler's state is not part of BasicSR's training states: after a resume it starts
       again from its initial scale.
     * ``train.channels_last: true`` (default false): the network's weights and the batches are kept
-      in channels-last memory format: oneDNN's faster convolutions on CPU (train step 1.2-1.4x on 2 cores,
+      in channels-last memory format: oneDNN's faster convolutions on CPU (train step up to 1.4x on 2 cores,
       docs/RESULTS.md "CPU speed"; the CPU presets set it) and tensor-core convolutions on GPUs.
     * ``exposure:`` (an options section, :class:`fcdfn_plugin.data.exposure.ExposureContract`):
       ``feed_data`` brings every no-flash photo into the network's exposure band before the network
