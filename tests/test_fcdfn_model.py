@@ -1,4 +1,6 @@
 """FCDFNModel in-process: feeding, the non-finite-loss stop, tiled inference, mixed precision."""
+import os
+
 import pytest
 import torch
 
@@ -151,6 +153,33 @@ def test_fp16_clips_the_unscaled_gradient():
     _, _, grads = train_step(model, max_skipped=16)
     assert model.grad_scaler.get_scale() > 1
     assert float(grads.norm()) == pytest.approx(1e-3, rel=1e-2)
+
+
+def test_fp16_grad_scaler_state_survives_a_resume(tmp_path):
+    """The GradScaler's scale and growth tracker go into BasicSR's training state and come back on
+    resume; a state without them (a float32 run's) leaves the fresh scaler as it is."""
+    model = perturbed_model(amp='fp16')
+    model.opt['path']['training_states'] = str(tmp_path)
+    train_step(model, max_skipped=16)
+    model.grad_scaler.update(1024.0)  # a scale no fresh scaler has
+    model.grad_scaler._growth_tracker.fill_(7)
+    model.save_training_state(epoch=0, current_iter=5)
+    assert sorted(os.listdir(tmp_path)) == ['5.state']  # no temporary file left
+    state = torch.load(tmp_path / '5.state', weights_only=False)
+    assert {'epoch', 'iter', 'optimizers', 'schedulers', 'grad_scaler'} <= set(state)
+    resumed = perturbed_model(amp='fp16')
+    assert resumed.grad_scaler.get_scale() == 2.0**16
+    resumed.resume_training(state)
+    assert resumed.grad_scaler.get_scale() == 1024.0 and resumed.grad_scaler._get_growth_tracker() == 7
+    del state['grad_scaler']
+    fresh = perturbed_model(amp='fp16')
+    fresh.resume_training(state)
+    assert fresh.grad_scaler.get_scale() == 2.0**16
+    plain = perturbed_model()  # float32 models resume from it too, and save BasicSR's own state
+    plain.opt['path']['training_states'] = str(tmp_path)
+    plain.resume_training(torch.load(tmp_path / '5.state', weights_only=False))
+    plain.save_training_state(epoch=0, current_iter=6)
+    assert 'grad_scaler' not in torch.load(tmp_path / '6.state', weights_only=False)
 
 
 def test_channels_last_converts_network_and_batch():

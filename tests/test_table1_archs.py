@@ -542,3 +542,40 @@ def test_benchmark_step_times_the_models_training_step(tmp_path, capsys):
     assert result['network'] == 'DSNArch' and len(result['seconds']) == 2 and result['min_seconds'] > 0
     network = {key: value for key, value in opt['network_g'].items() if key != 'type'}
     assert result['params'] == num_params(DSNArch(**network))
+
+
+def test_official_deepfnf_output_gain_exposure_multiplies_by_the_ratio():
+    """``output_gain: exposure`` (deepFnF's division by the dimming factor): the output is linear in the
+    exposure ratio given per sample; it is required, refused elsewhere, and no learned gain exists."""
+    torch.manual_seed(0)
+    net = DeepFnFArch(**OFFICIAL_TINY, output_gain='exposure')
+    assert net.needs_exposure_ratio and not hasattr(net, 'log_gain')
+    assert not DeepFnFArch(**OFFICIAL_TINY).needs_exposure_ratio
+    lq, flash = pair(20, 24, batch=2)
+    with pytest.raises(ValueError, match='needs exposure_ratio'):
+        net(lq, flash, **NOISE)
+    with pytest.raises(ValueError, match="only with output_gain 'exposure'"):
+        DeepFnFArch(**OFFICIAL_TINY)(lq, flash, **NOISE, exposure_ratio=torch.tensor([30.0]))
+    with pytest.raises(ValueError, match='variant official'):
+        DeepFnFArch(base_channels=4, depth=2, num_basis=4, output_gain='exposure')
+    one = net(lq, flash, **NOISE, exposure_ratio=torch.tensor([1.0, 1.0]))
+    scaled = net(lq, flash, **NOISE, exposure_ratio=torch.tensor([30.0, 45.0]))
+    torch.testing.assert_close(scaled, one * torch.tensor([30.0, 45.0]).view(2, 1, 1, 1))
+
+
+def test_model_gives_the_estimated_exposure_ratio_to_networks_that_ask():
+    """FCDFNModel passes the ratio estimated on the photo the network sees, in training and in
+    validation alike (and enhance_pair on the whole image, so tiles share it)."""
+    from fcdfn_plugin.data.exposure import estimate_exposure_ratio
+    network = dict(OFFICIAL_TINY, type='DeepFnFArch', output_gain='exposure')
+    model = make_model('FCDFNModel', network, pixel_opt={'type': 'MSELoss'})
+    lq, flash = pair(16, 16, batch=2)
+    params = {'sigma_read': torch.tensor([1e-3, 8e-3]), 'sigma_shot': torch.tensor([2e-2, 4e-2])}
+    model.feed_data({'lq': lq, 'flash': flash, 'gt': torch.rand(2, 3, 16, 16), 'params': params})
+    kwargs = model.network_kwargs()
+    torch.testing.assert_close(kwargs['exposure_ratio'], estimate_exposure_ratio(lq))
+    model.optimize_parameters(1)
+    model.test()
+    with torch.no_grad():
+        expected = model.net_g(lq, flash, **params, exposure_ratio=estimate_exposure_ratio(lq))
+    torch.testing.assert_close(model.output, expected)

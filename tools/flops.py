@@ -57,16 +57,19 @@ def load_network_options(path):
 
 
 class _WithNoiseLevel(torch.nn.Module):
-    """``net(lq, flash)`` with fixed per-sample sigmas, for tracing a network that needs them."""
+    """``net(lq, flash)`` with fixed per-sample sigmas (and exposure ratio), for tracing a network that
+    needs them."""
 
-    def __init__(self, net, sigma_read=5e-3, sigma_shot=3e-2):
+    def __init__(self, net, sigma_read=5e-3, sigma_shot=3e-2, exposure_ratio=30.0):
         super().__init__()
         self.net = net
         self.register_buffer('sigma_read', torch.tensor([sigma_read]))
         self.register_buffer('sigma_shot', torch.tensor([sigma_shot]))
+        self.register_buffer('exposure_ratio', torch.tensor([exposure_ratio]))
 
     def forward(self, lq, flash):
-        return self.net(lq, flash, sigma_read=self.sigma_read, sigma_shot=self.sigma_shot)
+        extra = {'exposure_ratio': self.exposure_ratio} if getattr(self.net, 'needs_exposure_ratio', False) else {}
+        return self.net(lq, flash, sigma_read=self.sigma_read, sigma_shot=self.sigma_shot, **extra)
 
 
 def complexity(network_options, height=224, width=224):
@@ -83,7 +86,7 @@ def complexity(network_options, height=224, width=224):
     if 'filter_impl' in inspect.signature(arch).parameters:
         network_options['filter_impl'] = 'banded'
     model = arch(**network_options).eval()
-    traced = _WithNoiseLevel(model) if getattr(model, 'needs_noise_level', False) else model
+    traced = _WithNoiseLevel(model) if getattr(model, 'needs_noise_level', False) else model  # (official deepFnF)
     inputs = (torch.rand(1, 3, height, width) * 0.2, torch.rand(1, 3, height, width))
     analyzer = FlopAnalyzer(traced, inputs)
     analyzer.set_op_handle(BASIS_FILTER_OP, basis_filter_flops)

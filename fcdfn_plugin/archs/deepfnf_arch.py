@@ -17,6 +17,7 @@ from .unet_blocks import (BasisDecoder, PixelDecoder, UNetEncoder, check_choice,
                           context_sums, global_context, init_small_, init_zero_, level_widths, log_of, pad_to_multiple)
 
 VARIANTS = ('fcdfn', 'official')
+OUTPUT_GAINS = ('learned', 'exposure')
 #: Resolution levels of each variant at paper scale (fcdfn: 4 poolings; deepFnF: 5 poolings + bottleneck).
 PAPER_DEPTH = {'fcdfn': 5, 'official': 6}
 #: deepFnF's basis decoder: four 2x up-sampling blocks (1 -> 16), widths in units of base_channels.
@@ -175,8 +176,12 @@ class DeepFnFArch(nn.Module):
     ``sigma_shot``), deepFnF's encoder / decoder / basis decoder, an output conv giving N
     coefficients and 3 per-pixel colour scales, a basis of N kernels *per colour channel* for each
     of the fine and coarse layers, no kernel bias; ``out_c = scale_c * (fine_c + coarse_c)``.
-    deepFnF divides by the (known) dimming factor; here a learnable global gain (initial
-    ``lowlight_gain``) takes its place, and the raw inputs are not brightened. deepFnF starts from a
+    deepFnF divides its output by the (known) dimming factor: ``output_gain: exposure`` does that,
+    with the exposure ratio of the photo the network sees (``forward(..., exposure_ratio=)``;
+    ``FCDFNModel`` and ``enhance_pair`` estimate it after the exposure contract, see
+    :func:`fcdfn_plugin.models.fcdfn_model.network_inputs`); ``output_gain: learned`` (default) puts
+    a learnable global gain (initial ``lowlight_gain``) in its place. The raw inputs are not
+    brightened. deepFnF starts from a
     random init; here, as in the fcdfn variant, the untrained network is a smooth copy of the
     brightened input (basis 0 a box filter with coefficient 1, the others small; scales 1/2).
 
@@ -189,29 +194,37 @@ class DeepFnFArch(nn.Module):
         kernel_size: the per-pixel kernel (15; official: must be 15, as deepFnF asserts).
         coarse_kernel_size, coarse_dilation: coarse branch (15, 4; official: the coarse kernels come
             from the same basis decoder, so coarse_kernel_size must equal kernel_size).
-        lowlight_gain: initial learnable gain: of the low-light input (fcdfn) or of the output (official).
+        lowlight_gain: initial learnable gain: of the low-light input (fcdfn) or of the output (official,
+            ``output_gain: learned``).
+        output_gain: official only: 'learned' (a learnable global gain) or 'exposure' (the output times
+            the photo's exposure ratio, as deepFnF; then ``needs_exposure_ratio`` is True).
         flash_gain: initial learnable gain of the flash input (fcdfn only; null = 2.0).
         padding_mode: 'reflect' or 'zeros', the per-pixel filters' borders.
         variant: 'fcdfn' or 'official'.
         filter_impl: implementation of the per-pixel filterings ('auto', 'banded', 'fused', 'native'), as FCDFNArch.
 
-    ``forward(lq, flash, context=None, sigma_read=None, sigma_shot=None)``: (B,3,H,W) each, any H, W
-    -> (B,3,H,W), not clamped. ``needs_noise_level`` is True for the official variant, which then
-    requires ``sigma_read`` and ``sigma_shot`` (B,) (``FCDFNModel`` passes them from the dataset's
-    ``params``); the fcdfn variant refuses them. ``context``, :meth:`encode_context` and
+    ``forward(lq, flash, context=None, sigma_read=None, sigma_shot=None, exposure_ratio=None)``:
+    (B,3,H,W) each, any H, W -> (B,3,H,W), not clamped. ``needs_noise_level`` is True for the
+    official variant, which then requires ``sigma_read`` and ``sigma_shot`` (B,) (``FCDFNModel``
+    passes them from the dataset's ``params``); the fcdfn variant refuses them. ``exposure_ratio``
+    (B,) is required with ``output_gain: exposure`` and refused otherwise. ``context``, :meth:`encode_context` and
     ``pad_multiple`` as FCDFNArch (tiled inference gets the whole image's basis).
     Paper size: fcdfn 43,726,034 parameters, official 78,471,034 (deepFnF's 78,471,033 + the output gain).
     """
 
     def __init__(self, in_channels=3, base_channels=64, depth=None, num_basis=90, kernel_size=15,
                  coarse_kernel_size=15, coarse_dilation=4, lowlight_gain=7.0, flash_gain=None,
-                 padding_mode='reflect', variant='fcdfn', filter_impl='auto'):
+                 padding_mode='reflect', variant='fcdfn', filter_impl='auto', output_gain='learned'):
         super().__init__()
         check_choice('variant', variant, VARIANTS)
         check_kernel_size('kernel_size', kernel_size)
         check_kernel_size('coarse_kernel_size', coarse_kernel_size)
         check_choice('padding_mode', padding_mode, ('reflect', 'zeros'))
         check_choice('filter_impl', filter_impl, FILTER_IMPLS)
+        check_choice('output_gain', output_gain, OUTPUT_GAINS)
+        if output_gain == 'exposure' and variant != 'official':
+            raise ValueError("output_gain 'exposure' applies to variant official (deepFnF's division by the "
+                             'dimming factor); variant fcdfn learns its input gains')
         if int(coarse_dilation) != coarse_dilation or coarse_dilation < 1:
             raise ValueError(f'coarse_dilation must be a positive integer, got {coarse_dilation!r}')
         depth = PAPER_DEPTH[variant] if depth is None else depth
@@ -221,6 +234,7 @@ class DeepFnFArch(nn.Module):
         self.padding_mode, self.filter_impl = padding_mode, filter_impl
         self.pad_multiple = 2**(depth - 1)
         self.needs_noise_level = variant == 'official'
+        self.needs_exposure_ratio = output_gain == 'exposure'
         widths = level_widths(base_channels, depth)
         if variant == 'official':
             if flash_gain is not None:
@@ -263,7 +277,8 @@ class DeepFnFArch(nn.Module):
             self.output_head.bias[num_basis:] = 1.0 / self.dc_gain
             head.weight[basis_0] = 0.0
             head.bias[basis_0] = 1.0 / self.kernel_size**2
-        self.log_gain = nn.Parameter(torch.tensor([log_of(lowlight_gain, 'lowlight_gain')]))
+        if not self.needs_exposure_ratio:
+            self.log_gain = nn.Parameter(torch.tensor([log_of(lowlight_gain, 'lowlight_gain')]))
 
     # ------------------------------------------------------------------ inputs
     def _padded_inputs(self, lq, flash, sigma_read, sigma_shot):
@@ -293,20 +308,39 @@ class DeepFnFArch(nn.Module):
         gain = self.log_gain.exp()
         return self.encoder(torch.cat([lowlight * gain[0], flash * gain[1]], dim=1))
 
-    def encode_context(self, lq, flash, weight, sigma_read=None, sigma_shot=None):
+    def _output_gain(self, exposure_ratio, batch):
+        """The official variant's output gain: (B,1,1,1) exposure ratios, or the learned global gain."""
+        if not self.needs_exposure_ratio:
+            if exposure_ratio is not None:
+                raise ValueError("DeepFnFArch takes exposure_ratio only with output_gain 'exposure'")
+            return self.log_gain[0].exp()
+        if exposure_ratio is None:
+            raise ValueError("DeepFnFArch with output_gain 'exposure' needs exposure_ratio (B,): the exposure "
+                             'ratio of the low-light photo it sees (FCDFNModel and enhance_pair estimate it)')
+        ratio = torch.as_tensor(exposure_ratio).reshape(-1)
+        if ratio.numel() not in (1, batch):
+            raise ValueError(f'exposure_ratio must hold 1 or B={batch} values, got {ratio.numel()}')
+        return ratio.view(-1, 1, 1, 1)
+
+    def encode_context(self, lq, flash, weight, sigma_read=None, sigma_shot=None, exposure_ratio=None):
         """Weighted sums of the encoder features for a tile (see ``unet_blocks.context_sums``)."""
         return context_sums(self._encode(*self._padded_inputs(lq, flash, sigma_read, sigma_shot)), weight)
 
     # ----------------------------------------------------------------- forward
-    def forward(self, lq, flash, context=None, sigma_read=None, sigma_shot=None):
+    def forward(self, lq, flash, context=None, sigma_read=None, sigma_shot=None, exposure_ratio=None):
         height, width = lq.shape[-2:]
+        gain = None
+        if self.variant == 'official':
+            gain = self._output_gain(exposure_ratio, lq.shape[0])
+        elif exposure_ratio is not None:
+            raise ValueError('DeepFnFArch (variant fcdfn) takes no exposure_ratio')
         lowlight, flash, network_input = self._padded_inputs(lq, flash, sigma_read, sigma_shot)
         skips = self._encode(lowlight, flash, network_input)
         if context is None:
             context = global_context(skips)
         pixel_features = self.decoder_pixel(skips)
         if self.variant == 'official':
-            out = self._filter_official(lowlight, pixel_features, context)
+            out = self._filter_official(lowlight, pixel_features, context) * gain
         else:
             out = self._filter_fcdfn(lowlight, pixel_features, context)
         return out[..., :height, :width]
@@ -335,4 +369,4 @@ class DeepFnFArch(nn.Module):
         fine = basis_filter(image, coeffs, basis[:, 0], None, padding_mode=self.padding_mode, impl=self.filter_impl)
         coarse = basis_filter(tent_lowpass(image, self.coarse_dilation), coeffs, basis[:, 1], None,
                               self.coarse_dilation, self.padding_mode, self.filter_impl)
-        return (fine + coarse).view(batch, channels, height, width) * scales * self.log_gain[0].exp()
+        return (fine + coarse).view(batch, channels, height, width) * scales

@@ -1,13 +1,15 @@
 """FCDFNModel: BasicSR's SRModel fed with a low-light *and* a flash image."""
 import functools
+import os
 from collections import OrderedDict
 
 import torch
 from basicsr.models.sr_model import SRModel
+from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from fcdfn_plugin.archs.unet_blocks import context_from_sums
-from fcdfn_plugin.data.exposure import ExposureContract
+from fcdfn_plugin.data.exposure import ExposureContract, estimate_exposure_ratio
 from fcdfn_plugin.utils.tiling import count_tiles, tiled_forward, tiled_weighted_sum
 
 #: Defaults of the ``val: tile:`` options (tiled inference for large images).
@@ -26,7 +28,9 @@ class FCDFNModel(SRModel):
       ``net_g(lq, flash)``. A network with ``needs_noise_level = True`` (DeepFnFArch, variant
       official) is called as ``net_g(lq, flash, sigma_read=..., sigma_shot=...)`` with the per-sample
       sigmas of the batch's ``params`` (the dataset's; test sets: ``params.json``); a batch without
-      them is an error naming what is missing.
+      them is an error naming what is missing. One with ``needs_exposure_ratio`` (DeepFnFArch,
+      ``output_gain: exposure``) gets ``exposure_ratio=``, estimated on the photo it sees
+      (:func:`network_inputs`).
     * ``optimize_parameters`` logs each term of the loss when the loss exposes them (``FCDFNLoss``
       does), stops with an error naming the iteration when the loss is not finite, and clips the
       gradient norm to ``train.grad_clip_norm`` when that is set. Subclasses change the loss by
@@ -36,8 +40,10 @@ class FCDFNModel(SRModel):
       the loss, the backward of the loss and validation (never autocast) are float32. ``fp16`` scales
       the loss with ``torch.amp.GradScaler`` (unscaled before ``grad_clip_norm`` clips; steps with
       inf/NaN gradients are skipped and the scale halved); ``bf16`` needs no scaler. Both work on CPU
-      and CUDA. The scaler's state is not part of BasicSR's training states: after a resume it starts
-      again from its initial scale.
+      and CUDA. The scaler's state (scale, growth tracker) is saved with BasicSR's training state
+      (key ``grad_scaler``) and restored on resume, so a resumed fp16 run continues with the same
+      scale; a state without it (written before, or by a float32 run) restarts the scale, with a
+      warning.
     * ``train.channels_last: true`` (default false): the network's weights and the batches are kept
       in channels-last memory format: oneDNN's faster convolutions on CPU (train step up to 1.4x on 2 cores,
       docs/RESULTS.md "CPU speed"; the CPU presets set it) and tensor-core convolutions on GPUs.
@@ -80,6 +86,30 @@ class FCDFNModel(SRModel):
         if self.amp_dtype == torch.float16:
             self.grad_scaler = torch.amp.GradScaler(self.device.type)
 
+    def save_training_state(self, epoch, current_iter):
+        """BasicSR's training state (epoch, iteration, optimisers, schedulers) plus the fp16 GradScaler's.
+
+        Written to a temporary name and renamed, so a run killed while saving never leaves a truncated
+        state under the final name."""
+        if self.grad_scaler is None or current_iter == -1:
+            return super().save_training_state(epoch, current_iter)
+        state = {'epoch': epoch, 'iter': current_iter, 'optimizers': [o.state_dict() for o in self.optimizers],
+                 'schedulers': [s.state_dict() for s in self.schedulers],
+                 'grad_scaler': self.grad_scaler.state_dict()}
+        path = os.path.join(self.opt['path']['training_states'], f'{current_iter}.state')
+        torch.save(state, f'{path}.partial')
+        os.replace(f'{path}.partial', path)
+
+    def resume_training(self, resume_state):
+        super().resume_training(resume_state)
+        saved = resume_state.get('grad_scaler')
+        if self.grad_scaler is not None:
+            if saved is None:
+                get_root_logger().warning('The training state has no GradScaler state (written by a float32 run or '
+                                          'an older version): the fp16 loss scale starts again from its initial value.')
+            else:
+                self.grad_scaler.load_state_dict(saved)
+
     def _to_device(self, tensor):
         tensor = tensor.to(self.device)
         return tensor.contiguous(memory_format=torch.channels_last) if self.channels_last else tensor
@@ -100,8 +130,9 @@ class FCDFNModel(SRModel):
                                 for key in NOISE_LEVEL_KEYS}
 
     def network_kwargs(self):
-        """Extra keyword arguments of the network for the current batch (the noise level, if it asks)."""
-        return noise_level_kwargs(self.get_bare_model(self.net_g), self.noise_level)
+        """Extra keyword arguments of the network for the current batch (noise level, exposure ratio: what
+        it asks for; see :func:`network_inputs`)."""
+        return network_inputs(self.get_bare_model(self.net_g), self.lq, self.noise_level)
 
     def optimize_parameters(self, current_iter):
         self.optimizer_g.zero_grad()
@@ -212,6 +243,21 @@ def noise_level_kwargs(net, noise_level):
     return {key: noise_level[key] for key in NOISE_LEVEL_KEYS}
 
 
+def network_inputs(net, lq, noise_level=None):
+    """The per-sample inputs ``net`` asks for besides ``(lq, flash)``, as keyword arguments.
+
+    ``sigma_read`` / ``sigma_shot`` from ``noise_level`` when ``net.needs_noise_level`` (see
+    :func:`noise_level_kwargs`); ``exposure_ratio`` (B,) when ``net.needs_exposure_ratio``: estimated
+    from ``lq``, the (whole) low-light photo the network sees, after any exposure contract
+    (:func:`~fcdfn_plugin.data.exposure.estimate_exposure_ratio`), so training, validation and
+    tiled inference compute it the same way.
+    """
+    extra = noise_level_kwargs(net, noise_level)
+    if getattr(net, 'needs_exposure_ratio', False):
+        extra['exposure_ratio'] = estimate_exposure_ratio(lq.float()).to(lq.dtype)
+    return extra
+
+
 def enhance_pair(net, lq, flash, size=TILE_DEFAULTS['size'], overlap=TILE_DEFAULTS['overlap'],
                  edge_margin=TILE_DEFAULTS['edge_margin'], min_pixels=TILE_DEFAULTS['min_pixels'], progress=None,
                  noise_level=None, exposure=None, exposure_ratio=None, relative_exposure=None,
@@ -236,11 +282,12 @@ def enhance_pair(net, lq, flash, size=TILE_DEFAULTS['size'], overlap=TILE_DEFAUL
     convolutions: a 512-pixel tile of the shipped model 1.17 -> 1.10 s, its encoders 0.40 -> 0.26 s).
     ``noise_level`` ({'sigma_read', 'sigma_shot'}, (B,) each) is passed to every call of a network
     with ``needs_noise_level`` (per-sample values, so tiles take them unchanged); such a network
-    without it is a ``ValueError``.
+    without it is a ``ValueError``. A network with ``needs_exposure_ratio`` gets the ratio estimated
+    on the whole image (:func:`network_inputs`), the same for every tile.
     """
-    extra = noise_level_kwargs(net, noise_level)
     if exposure is not None:
         lq, _ = exposure.apply(lq, exposure_ratio, relative_exposure)
+    extra = network_inputs(net, lq, noise_level)
     was_training = net.training
     net.eval()
     try:
