@@ -1,20 +1,35 @@
-"""Table 1 (the seven systems) and Table 2 (FCDFN's ablations) at CPU scale, in one command.
+"""Table 1 (the seven systems) and Table 2 (FCDFN's ablations) at CPU scale, run by run, resumable.
 
-Every method is trained by BasicSR's runner from its ``options/table1/<method>_small.yml`` (Table 2's
-variants from ``fcdfn_small.yml`` with the components removed in turn), on the offline toy FAID, with
-the same schedule, crop, batch and seeds; then scored on the toy test set (BasicSR's final
-validation) and, with ``--real-test``, on a prepared folder of real pairs (``tools/evaluate.py``),
-PSNR / SSIM / LPIPS, mean +- std over seeds, parameters and FLOPs beside each row:
+Every method is trained by BasicSR's runner from its ``options/table1/<method>_small.yml``: the same
+data, exposure law and exposure contract for all (the demo's), each with its own code's recipe
+(optimiser, schedule shape, loss, weight decay, clipping; docs/DESIGN.md "Table 1 recipes") scaled to
+one budget (``--iters`` iterations of ``--crop``-pixel crops, batch 8). Then scored on the toy test set
+(BasicSR's validation, also every eighth of the run: the validation curve) and, with ``--real-test``,
+on a prepared folder of real pairs (``tools/evaluate.py``): PSNR / SSIM / LPIPS, mean +- std over seeds.
 
-    python tools/prepare_faid.py --faid-root ../shared/faid_mini --out datasets/faid_mini --all-test \
-        --opt options/fcdfn.yml
-    python tools/run_tables.py --out tables_output --real-test datasets/faid_mini/test \
-        [--seeds 10 11 12] [--iters 400] [--crop 64] [--jobs 2] [--threads 1] [--methods fcdfn deepfnf ...]
+Two phases (``--phase``, default both):
 
-``--iters`` and ``--crop`` scale the preset for every method alike (the milestone keeps its place in
-the schedule); ``--jobs`` runs that many trainings side by side, one thread each. Runs that finished
-earlier are reused (delete ``<out>/experiments/<run>`` to redo one). Writes ``tables.md``,
-``tables.json`` and ``comparison_table1.png`` / ``comparison_table2.png`` (toy test scenes, first seed).
+* ``sweep``: each Table 1 method at every rate of :data:`SWEEP_RATES` and its official rate, for a
+  quarter of the budget (first seed), scored on the toy test set only (never on real photos). The
+  table uses the official rate unless a swept rate beats it by more than :data:`CONVERGED_DB`, then
+  the best one (:func:`choose_rate`). Table 2's variants use FCDFN's rate.
+* ``table``: every method and seed at the full budget with the chosen rate. A run is *converged* when
+  the last quarter of its schedule improved the toy PSNR by less than :data:`CONVERGED_DB`.
+
+Every finished run leaves a record, ``<records>/<run>.json`` (default ``docs/tables_cpu/``, committed):
+its scores, validation curve, rate, wall time and a digest of its options. A run with a record is never
+run again, so the tables can be completed a piece at a time, on different machines; a record whose
+options digest no longer matches the presets is an error (delete it to run it again). The tables and
+figures are written from the records alone: rows with missing seeds say so.
+
+    python tools/prepare_faid.py --faid-root ../shared/faid_mini --out datasets/faid_mini_c256 --all-test \\
+        --test-crop 256 --opt options/fcdfn_demo.yml
+    python tools/run_tables.py --real-test datasets/faid_mini_c256/test [--phase sweep|table|all] \\
+        [--methods fcdfn deepfnf ...] [--seeds 10 11 12] [--jobs 2] [--out tables_output]
+
+Writes ``<out>/tables.md``, ``tables.json``, ``validation_curves.png`` (toy PSNR over the run, every
+method) and ``comparison_table1.png`` / ``comparison_table2.png`` (toy test scenes, first seed, where
+this machine ran it).
 
 Table 2's rows (the paper removes the components in turn):
 
@@ -24,7 +39,9 @@ Table 2's rows (the paper removes the components in turn):
     no_flash    ... and the flash input replaced by the low-light input
 """
 import argparse
+import datetime
 import glob
+import hashlib
 import json
 import os
 import subprocess
@@ -39,6 +56,7 @@ import yaml
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TABLE1_DIR = osp.join(REPO, 'options', 'table1')
+RECORDS = osp.join(REPO, 'docs', 'tables_cpu')
 
 #: Table 1 columns in the paper's order, with the paper's FAID scores (PSNR, SSIM, LPIPS).
 TABLE1 = {
@@ -60,6 +78,16 @@ TABLE2 = {
 }
 METHODS = list(TABLE1) + [m for m in TABLE2 if m not in TABLE1]
 METRICS = ('psnr', 'ssim', 'lpips')
+#: The budget of every run of the tables (batch 8, the presets'); the sweep runs a quarter of it.
+BUDGET = {'iters': 2000, 'crop': 48}
+SWEEP_FRACTION = 0.25
+#: Learning rates every Table 1 method is swept over (besides its official rate), Adam or its own optimiser.
+SWEEP_RATES = (1e-4, 3e-4, 1e-3)
+#: A run is converged when the last quarter of its schedule gains less than this (toy PSNR, dB); a swept
+#: rate replaces the official one when it beats it by more than this.
+CONVERGED_DB = 0.1
+#: Validations per run (the curve): every eighth of the schedule.
+CURVE_POINTS = 8
 
 
 def method_options(method):
@@ -72,26 +100,70 @@ def method_options(method):
     return opt
 
 
-def write_run_options(path, method, seed, iters, crop, prepared, save_images):
-    """Options of one run: the method's preset with this seed, length, crop and data; one final validation."""
+def official_rate(method):
+    return float(method_options(method)['train']['optim_g']['lr'])
+
+
+def run_options(method, seed, iters, crop, lr):
+    """Options of one run: the method's preset with this seed, length (milestones keep their place in
+    the schedule), crop and rate; validation every eighth of the run."""
     opt = method_options(method)
-    opt['name'] = run_name(method, seed)
     opt['manual_seed'] = seed
-    train = opt['datasets']['train']
-    train.update(seed=seed, crop_size=crop, dataroot=osp.join(prepared, 'train.lmdb'))
-    opt['datasets']['val']['dataroot'] = osp.join(prepared, 'test')
+    opt['datasets']['train'].update(seed=seed, crop_size=crop)
     schedule = opt['train']
     fractions = [m / schedule['total_iter'] for m in schedule['scheduler']['milestones']]
     schedule['total_iter'] = iters
-    schedule['scheduler']['milestones'] = [int(iters * f) for f in fractions]
-    opt['val'].update(val_freq=10 * iters, save_img=save_images)  # BasicSR's final validation only
-    opt['logger'].update(save_checkpoint_freq=iters, print_freq=max(1, iters // 10))
-    with open(path, 'w') as handle:
-        yaml.safe_dump(opt, handle, sort_keys=False)
+    schedule['scheduler']['milestones'] = [int(round(iters * f)) for f in fractions]
+    schedule['optim_g']['lr'] = float(lr)
+    opt['val']['val_freq'] = max(1, iters // CURVE_POINTS)
+    opt['logger'].update(save_checkpoint_freq=iters, print_freq=max(1, iters // (5 * CURVE_POINTS)))
+    return opt
 
 
-def run_name(method, seed):
-    return f'table_{method}_s{seed}'
+def options_digest(opt):
+    """A digest of what decides a run's result: model, network, exposure, training law and recipe."""
+    train_data = {k: v for k, v in opt['datasets']['train'].items() if k not in ('dataroot', 'name')}
+    key = {k: opt.get(k) for k in ('model_type', 'network_g', 'exposure', 'train')}
+    key['train_data'] = train_data
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def run_name(method, seed, iters, crop, lr):
+    return f'{method}_it{iters}_c{crop}_lr{lr:g}_s{seed}'
+
+
+def curve_gain(curve, iters):
+    """Toy PSNR gained over the last quarter of the run: the last point minus the one at 3/4 (or before)."""
+    points = sorted(zip(curve['iter'], curve['psnr']))
+    before = [psnr for it, psnr in points if it <= 0.75 * iters]
+    if not before:
+        return None
+    return points[-1][1] - before[-1]
+
+
+def choose_rate(method, records, sweep_iters, crop, seed):
+    """(rate, why) for the table runs of ``method`` from its sweep records, or (None, what is missing).
+
+    The official rate unless the best swept rate beats it by more than CONVERGED_DB (then the best)."""
+    official = official_rate(method)
+    scores = {}
+    for rate in sorted(set(SWEEP_RATES) | {official}):
+        record = records.get(run_name(method, seed, sweep_iters, crop, rate))
+        if record is None:
+            return None, f'sweep run {run_name(method, seed, sweep_iters, crop, rate)} not done'
+        scores[rate] = record['toy']['psnr']
+    best = max(scores, key=scores.get)
+    if scores[best] - scores[official] > CONVERGED_DB:
+        return best, f'sweep: {best:g} ({scores[best]:.2f} dB) beats the official {official:g} ({scores[official]:.2f} dB)'
+    return official, f'official rate ({scores[official]:.2f} dB; best swept {best:g}: {scores[best]:.2f} dB)'
+
+
+def load_records(folder):
+    records = {}
+    for path in sorted(glob.glob(osp.join(folder, '*.json'))):
+        with open(path) as handle:
+            records[osp.splitext(osp.basename(path))[0]] = json.load(handle)
+    return records
 
 
 def finished_log(out, name):
@@ -144,131 +216,260 @@ def references(test_dir, out_dir, threads):
         return {label: entry['mean'] for label, entry in json.load(handle)['results'].items()}
 
 
+def plot_curves(records_by_method, labels, out_path):
+    """Toy validation PSNR over the run for every method (mean over its seeds), Table 1 and Table 2."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    panels = [('Table 1', [m for m in TABLE1 if m in records_by_method]),
+              ('Table 2', [m for m in TABLE2 if m in records_by_method])]
+    panels = [(title, methods) for title, methods in panels if methods]
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.2), squeeze=False)
+    for ax, (title, methods) in zip(axes[0], panels):
+        for method in methods:
+            runs = records_by_method[method]
+            its = runs[0]['curve']['iter']
+            psnr = np.mean([r['curve']['psnr'] for r in runs if r['curve']['iter'] == its], axis=0)
+            ax.plot(its, psnr, marker='o', markersize=3, label=f'{labels[method]} ({len(runs)} seed(s))')
+        ax.axvline(0.75 * its[-1], color='grey', linewidth=0.8, linestyle='--')
+        ax.set_xlabel('iteration')
+        ax.set_ylabel('toy test PSNR (dB)')
+        ax.set_title(f'{title}: validation over the run (last quarter right of the line)')
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=100)
+    plt.close(fig)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', default='tables_output', help='folder for runs, tables and figures')
+    parser.add_argument('--records', default=RECORDS, help='folder of the per-run records (read and added to)')
+    parser.add_argument('--phase', choices=('sweep', 'table', 'all'), default='all')
     parser.add_argument('--seeds', type=int, nargs='+', default=[10, 11, 12])
-    parser.add_argument('--iters', type=int, default=None, help='iterations per run (default: the presets\', 400)')
-    parser.add_argument('--crop', type=int, default=None, help='training crop for every method (default: 64)')
+    parser.add_argument('--iters', type=int, default=BUDGET['iters'], help='iterations per table run')
+    parser.add_argument('--crop', type=int, default=BUDGET['crop'], help='training crop for every method')
     parser.add_argument('--methods', nargs='+', default=METHODS, choices=METHODS)
     parser.add_argument('--real-test', default=None,
-                        help='prepared folder of real pairs (lq/, flash/, gt/) to score every run on as well')
+                        help='prepared folder of real pairs (lq/, flash/, gt/) to score every table run on as well')
     parser.add_argument('--jobs', type=int, default=1, help='runs side by side')
     parser.add_argument('--threads', type=int, default=None,
                         help='torch threads per run (default: all cores for one job, one each for several)')
+    parser.add_argument('--report-only', action='store_true', help='run nothing: write the tables from the records')
     args = parser.parse_args()
     if args.real_test and not osp.isdir(osp.join(args.real_test, 'gt')):
         parser.error(f'--real-test {args.real_test!r} is not a prepared test folder (no gt/ inside); '
                      'prepare one with tools/prepare_faid.py --all-test')
+    if args.iters < 4 * CURVE_POINTS:
+        parser.error(f'--iters must be at least {4 * CURVE_POINTS} (a validation every eighth of the run)')
 
     import cv2
 
     import fcdfn_plugin  # noqa: F401
     from fcdfn_plugin.utils.pipeline import ensure_toy_dataset
-    from fcdfn_plugin.utils.report import comparison_grid, final_validation, markdown_table, read_image_bgr8
+    from fcdfn_plugin.utils.report import comparison_grid, markdown_table, parse_train_log, read_image_bgr8
 
-    preset = method_options('fcdfn')
-    iters = args.iters or preset['train']['total_iter']
-    crop = args.crop or preset['datasets']['train']['crop_size']
+    sweep_iters = int(args.iters * SWEEP_FRACTION)
     threads = args.threads or (1 if args.jobs > 1 else (os.cpu_count() or 1))
     out = osp.abspath(args.out)
     os.makedirs(out, exist_ok=True)
+    os.makedirs(args.records, exist_ok=True)
     os.environ['FCDFN_ROOT'] = out  # experiments/ of every run under --out
     prepared = ensure_toy_dataset()
-    runs = [(method, seed) for seed in args.seeds for method in args.methods]  # seed-major: whole tables first
-    started = time.time()
+    records = load_records(args.records)
     lock = threading.Lock()
-    done_count = [0]
+    started = time.time()
+    real_name = osp.basename(osp.normpath(args.real_test)) if args.real_test else None
 
-    def one_run(method, seed):
-        name = run_name(method, seed)
+    def one_run(method, seed, iters, lr, purpose):
+        """Train (unless recorded), score, and record one run; returns its record."""
+        name = run_name(method, seed, iters, args.crop, lr)
+        opt = run_options(method, seed, iters, args.crop, lr)
+        digest = options_digest(opt)
+        record_path = osp.join(args.records, f'{name}.json')
+        record = records.get(name)
+        if record is not None and record['digest'] != digest:
+            raise RuntimeError(f'{record_path} was made with other options than options/table1 gives now '
+                               f'(digest {record["digest"]} != {digest}); delete it to run it again.')
+        score_real = purpose == 'table' and args.real_test
+        if record is not None and (not score_real or real_name in record.get('real', {})):
+            return record
+        run_started = time.time()
+        opt['name'] = name
+        train = opt['datasets']['train']
+        train['dataroot'] = osp.join(prepared, 'train.lmdb')
+        opt['datasets']['val']['dataroot'] = osp.join(prepared, 'test')
+        opt['val']['save_img'] = purpose == 'table' and seed == args.seeds[0]
+        if purpose == 'sweep':
+            opt['val']['val_freq'] = 10 * iters  # the final validation only
         run_dir = osp.join(out, 'runs', name)
         os.makedirs(run_dir, exist_ok=True)
-        run_started = time.time()
-        if finished_log(out, name) is None:
-            options = osp.join(run_dir, f'{name}.yml')
-            write_run_options(options, method, seed, iters, crop, prepared, save_images=seed == args.seeds[0])
-            run_tool(['tools/train.py', '-opt', options], osp.join(run_dir, 'train.out'), threads)
-        result = {'toy': final_validation(finished_log(out, name))}
-        if args.real_test:
-            real_dir = osp.join(run_dir, 'real')
+        if record is None:
+            log = finished_log(out, name)
+            if log is None:
+                options = osp.join(run_dir, f'{name}.yml')
+                with open(options, 'w') as handle:
+                    yaml.safe_dump(opt, handle, sort_keys=False)
+                run_tool(['tools/train.py', '-opt', options], osp.join(run_dir, 'train.out'), threads)
+                log = finished_log(out, name)
+            val = parse_train_log(log)['val']
+            curve = {'iter': [it for it, _ in val['psnr']]}
+            curve.update({metric: [value for _, value in val[metric]] for metric in METRICS})
+            record = {'method': method, 'seed': seed, 'iters': iters, 'crop': args.crop,
+                      'batch': train['batch_size_per_gpu'], 'lr': float(lr), 'purpose': purpose, 'digest': digest,
+                      'toy': {metric: curve[metric][-1] for metric in METRICS}, 'curve': curve,
+                      'last_quarter_gain_db': curve_gain(curve, iters), 'threads': threads,
+                      'train_minutes': round((time.time() - run_started) / 60, 2),
+                      'finished': datetime.date.today().isoformat(), 'real': {}}
+            if record['last_quarter_gain_db'] is not None:
+                record['converged'] = record['last_quarter_gain_db'] < CONVERGED_DB
+        if score_real:
+            weights = osp.join(out, 'experiments', name, 'models', 'net_g_latest.pth')
+            if not osp.isfile(weights):
+                print(f'warning: {record_path} has no scores on {real_name}, and this machine has not the weights '
+                      f'({weights}) to compute them: the row counts it on the toy set only (delete the record '
+                      'to train it again here).', file=sys.stderr, flush=True)
+                return record
+            real_dir = osp.join(run_dir, f'real_{real_name}')
             if not osp.isfile(osp.join(real_dir, 'metrics.json')):
-                weights = osp.join(out, 'experiments', name, 'models', 'net_g_latest.pth')
                 run_tool(['tools/evaluate.py', '--test-dir', args.real_test, '--weights', weights, '--labels', name,
                           '--out', real_dir, '--no-references', '--figure-scenes', '0', '--overwrite'],
                          osp.join(run_dir, 'evaluate.out'), threads)
             with open(osp.join(real_dir, 'metrics.json')) as handle:
-                result['real'] = json.load(handle)['results'][name]['mean']
+                record['real'][real_name] = json.load(handle)['results'][name]['mean']
         with lock:
-            done_count[0] += 1
-            print(f'[{done_count[0]}/{len(runs)}] {name}: toy PSNR {result["toy"]["psnr"]:.2f}'
-                  + (f', real PSNR {result["real"]["psnr"]:.2f}' if 'real' in result else '')
+            with open(record_path, 'w') as handle:
+                json.dump(record, handle, indent=1)
+            records[name] = record
+            gain = record.get('last_quarter_gain_db')
+            print(f'{name}: toy PSNR {record["toy"]["psnr"]:.2f}'
+                  + (f', real PSNR {record["real"][real_name]["psnr"]:.2f}' if score_real else '')
+                  + (f', last quarter {gain:+.2f} dB' if gain is not None and purpose == 'table' else '')
                   + f' ({(time.time() - run_started) / 60:.1f} min; {(time.time() - started) / 60:.0f} min so far)',
                   flush=True)
-        return method, seed, result
+        return record
 
-    print(f'{len(runs)} runs ({len(args.methods)} methods x seeds {args.seeds}), {iters} iterations, crop {crop}, '
-          f'{args.jobs} at a time', flush=True)
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        outcomes = list(pool.map(lambda run: one_run(*run), runs))
-    results = {}
-    for method, seed, result in outcomes:
-        results.setdefault(method, {})[seed] = result
+    def run_all(jobs):
+        if not jobs:
+            return
+        print(f'{len(jobs)} runs, {args.jobs} at a time', flush=True)
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            list(pool.map(lambda job: one_run(*job), jobs))
 
-    sets = ['toy'] + (['real'] if args.real_test else [])
-    summary = {}
-    for method, per_seed in results.items():
-        summary[method] = {s: {m: mean_std([r[s][m] for r in per_seed.values()]) for m in METRICS} for s in sets}
-    size = complexity_rows(args.methods)
-    refs = {'toy': references(osp.join(prepared, 'test'), osp.join(out, 'references_toy'), threads)}
+    table1_methods = [m for m in args.methods if m in TABLE1]
+    if not args.report_only and args.phase in ('sweep', 'all'):
+        rates = {m: sorted(set(SWEEP_RATES) | {official_rate(m)}) for m in table1_methods}
+        run_all([(m, args.seeds[0], sweep_iters, rate, 'sweep') for m in table1_methods for rate in rates[m]])
+    chosen = {}
+    for method in args.methods:
+        rate, why = choose_rate('fcdfn' if method not in TABLE1 else method, records, sweep_iters, args.crop,
+                                args.seeds[0])
+        chosen[method] = (rate, why)
+    if not args.report_only and args.phase in ('table', 'all'):
+        waiting = [f'{m} ({why})' for m, (rate, why) in chosen.items() if rate is None]
+        if waiting:
+            print('No rate yet (run --phase sweep first) for: ' + '; '.join(waiting), flush=True)
+        run_all([(m, seed, args.iters, chosen[m][0], 'table') for seed in args.seeds for m in args.methods
+                 if chosen[m][0] is not None])
+
+    # ------------------------------------------------------------------ the tables, from the records
+    table_runs = {}
+    for method in args.methods:
+        rate = chosen[method][0]
+        if rate is None:
+            continue
+        runs = [records.get(run_name(method, seed, args.iters, args.crop, rate)) for seed in args.seeds]
+        runs = [r for r in runs if r is not None]
+        if runs:
+            table_runs[method] = runs
+    sets = ['toy'] + ([real_name] if args.real_test else [])
+    size = complexity_rows(list(table_runs))
+    threads_ref = os.cpu_count() or 1
+    refs = {'toy': references(osp.join(prepared, 'test'), osp.join(out, 'references_toy'), threads_ref)}
     if args.real_test:
-        refs['real'] = references(args.real_test, osp.join(out, 'references_real'), threads)
-
-    set_names = {'toy': 'toy test set (24 scenes, 128x128)', 'real': f'real pairs ({args.real_test})'}
-    text = [f'{iters} iterations, crop {crop}, batch {preset["datasets"]["train"]["batch_size_per_gpu"]}, '
-            f'seeds {args.seeds}; mean +- std over seeds; wall time {(time.time() - started) / 60:.0f} min\n']
-    for table, rows in (('Table 1', [m for m in TABLE1 if m in results]), ('Table 2', [m for m in TABLE2 if m in results])):
+        refs[real_name] = references(args.real_test, osp.join(out, f'references_{real_name}'), threads_ref)
+    set_names = {'toy': 'toy test set (24 scenes, 128x128)', real_name: f'real pairs ({args.real_test})'}
+    summary = {}
+    for method, runs in table_runs.items():
+        summary[method] = {}
+        for s in sets:
+            scored = [r['toy'] if s == 'toy' else r['real'].get(s) for r in runs]
+            scored = [x for x in scored if x]
+            if scored:
+                summary[method][s] = ({m: mean_std([x[m] for x in scored]) for m in METRICS}, len(scored))
+    train_minutes = sum(r['train_minutes'] for r in records.values() if r['crop'] == args.crop)
+    text = [f'Budget: {args.iters} iterations, crop {args.crop}, batch 8, seeds {args.seeds}; each method with its '
+            f'own recipe and the rate of the sweep ({sweep_iters} iterations); mean +- std over seeds. '
+            f'Converged: the last quarter gained < {CONVERGED_DB} dB toy PSNR (runs converged / runs). '
+            f'Training time of all recorded runs: {train_minutes:.0f} min.\n']
+    for table, labels in (('Table 1', TABLE1), ('Table 2', TABLE2)):
+        rows = [m for m in labels if m in args.methods]
         if not rows:
             continue
-        labels = TABLE1 if table == 'Table 1' else TABLE2
         for s in sets:
-            header = ['method', 'PSNR', 'SSIM', 'LPIPS', 'params (M)', 'GFLOPs 224x224', 'paper PSNR / SSIM / LPIPS']
-            lines = [[labels[m][0]] + [format_cell(summary[m][s], metric) for metric in METRICS]
-                     + [f'{size[m][0] / 1e6:.3f}', f'{size[m][1]:.2f}', ' / '.join(map(str, labels[m][-1]))]
-                     for m in rows]
+            header = ['method', 'PSNR', 'SSIM', 'LPIPS', 'seeds', 'converged', 'rate', 'params (M)',
+                      'GFLOPs 224x224', 'paper PSNR / SSIM / LPIPS']
+            lines = []
+            for m in rows:
+                paper = ' / '.join(map(str, labels[m][-1]))
+                if m not in summary or s not in summary[m]:
+                    lines.append([labels[m][0], 'pending', '', '', f'0/{len(args.seeds)}', '',
+                                  '' if chosen[m][0] is None else f'{chosen[m][0]:g}', '', '', paper])
+                    continue
+                stats, count = summary[m][s]
+                runs = table_runs[m]
+                converged = sum(bool(r.get('converged')) for r in runs)
+                lines.append([labels[m][0]] + [format_cell(stats, metric) for metric in METRICS]
+                             + [f'{count}/{len(args.seeds)}', f'{converged}/{len(runs)}', f'{chosen[m][0]:g}',
+                                f'{size[m][0] / 1e6:.3f}', f'{size[m][1]:.2f}', paper])
             for label, scores in refs[s].items():
-                lines.append([label, f'{scores["psnr"]:.2f}', f'{scores["ssim"]:.3f}', f'{scores["lpips"]:.3f}',
-                              '', '', ''])
+                lines.append([label, f'{scores["psnr"]:.2f}', f'{scores["ssim"]:.3f}', f'{scores["lpips"]:.3f}']
+                             + [''] * 6)
             text.append(f'\n### {table}, {set_names[s]}\n\n' + markdown_table(header, lines))
+    text.append('\n### Learning rates\n\n' + markdown_table(
+        ['method', 'official', 'table', 'why'],
+        [[m, f'{official_rate(m if m in TABLE1 else "fcdfn"):g}', '' if chosen[m][0] is None else f'{chosen[m][0]:g}',
+          chosen[m][1]] for m in args.methods]))
     with open(osp.join(out, 'tables.md'), 'w') as handle:
         handle.write(''.join(text))
     with open(osp.join(out, 'tables.json'), 'w') as handle:
-        json.dump({'iters': iters, 'crop': crop, 'seeds': args.seeds, 'real_test': args.real_test,
-                   'wall_minutes': (time.time() - started) / 60, 'complexity': size, 'references': refs,
-                   'results': {m: {'per_seed': results[m], 'mean_std': summary[m]} for m in results}},
-                  handle, indent=1)
+        json.dump({'iters': args.iters, 'crop': args.crop, 'seeds': args.seeds, 'sweep_iters': sweep_iters,
+                   'real_test': args.real_test, 'complexity': size, 'references': refs,
+                   'rates': {m: {'rate': r, 'why': why} for m, (r, why) in chosen.items()},
+                   'results': {m: {s: {'mean_std': v[0], 'runs': v[1]} for s, v in summary[m].items()}
+                               for m in summary}}, handle, indent=1)
     print(''.join(text), flush=True)
+    if table_runs:
+        plot_curves(table_runs, {**{m: v[0] for m, v in TABLE1.items()}, **{m: v[0] for m, v in TABLE2.items()}},
+                    osp.join(out, 'validation_curves.png'))
+        print(f'Validation curves: {osp.join(out, "validation_curves.png")}', flush=True)
 
     seed = args.seeds[0]
     test_dir = osp.join(prepared, 'test')
     keys = [osp.splitext(osp.basename(p))[0] for p in sorted(glob.glob(osp.join(test_dir, 'gt', '*.png')))][:4]
     for table, labels in (('table1', TABLE1), ('table2', TABLE2)):
-        shown = [m for m in labels if m in results]
+        shown = []
+        for method in labels:
+            if method in table_runs:
+                folder = osp.join(out, 'experiments', run_name(method, seed, args.iters, args.crop, chosen[method][0]),
+                                  'visualization')
+                if osp.isdir(folder):
+                    shown.append((method, folder))
         if not shown:
             continue
         grid = []
         for key in keys:
             cells = [read_image_bgr8(osp.join(test_dir, role, f'{key}.png')) for role in ('lq', 'flash')]
-            for method in shown:  # BasicSR names the final validation's images after the iteration (total + 1)
-                images = glob.glob(osp.join(out, 'experiments', run_name(method, seed), 'visualization', key,
-                                            f'{key}_*.png'))
-                cells.append(read_image_bgr8(max(images, key=osp.getmtime)))
+            for _, folder in shown:  # the last validation's image of this scene
+                cells.append(read_image_bgr8(max(glob.glob(osp.join(folder, key, f'{key}_*.png')), key=osp.getmtime)))
             cells.append(read_image_bgr8(osp.join(test_dir, 'gt', f'{key}.png')))
             grid.append(cells)
         figure = osp.join(out, f'comparison_{table}.png')
-        cv2.imwrite(figure, comparison_grid(grid, ['low-light', 'flash'] + [labels[m][0] for m in shown] + ['ground truth']))
+        cv2.imwrite(figure, comparison_grid(grid, ['low-light', 'flash'] + [labels[m][0] for m, _ in shown]
+                                            + ['ground truth']))
         print(f'Comparison figure: {figure}', flush=True)
-    print(f'Tables: {osp.join(out, "tables.md")} and tables.json; total {(time.time() - started) / 60:.1f} min')
+    print(f'Tables: {osp.join(out, "tables.md")} and tables.json; {(time.time() - started) / 60:.1f} min')
 
 
 if __name__ == '__main__':

@@ -1,0 +1,79 @@
+"""tools/run_tables.py: the run options, the records' digest, the convergence criterion and the rate choice.
+
+(The runs themselves are BasicSR trainings of the Table 1 presets, tested end to end in
+test_table1_archs.py; the committed records are checked for consistency here.)"""
+import glob
+import json
+import os
+
+import pytest
+
+from conftest import REPO_ROOT, load_tool
+
+tables = load_tool('run_tables')
+
+
+def test_run_options_scale_the_recipe_to_the_run():
+    opt = tables.run_options('deepfnf', seed=11, iters=400, crop=48, lr=3e-4)
+    assert opt['train']['total_iter'] == 400 and opt['train']['optim_g']['lr'] == 3e-4
+    assert opt['train']['scheduler']['milestones'] == [293, 333]  # 73 % and 83 %, as in the preset
+    assert opt['manual_seed'] == 11 and opt['datasets']['train']['seed'] == 11
+    assert opt['datasets']['train']['crop_size'] == 48 and opt['val']['val_freq'] == 50
+    ablation = tables.run_options('no_saecnn', seed=10, iters=400, crop=48, lr=1e-4)
+    assert ablation['network_g']['fusion'] == 'add' and ablation['network_g']['kernel_mode'] == 'parallel'
+
+
+def test_digest_follows_what_decides_the_result():
+    base = tables.run_options('fcdfn', 10, 400, 48, 1e-4)
+    digest = tables.options_digest(base)
+    moved = tables.run_options('fcdfn', 10, 400, 48, 1e-4)
+    moved['datasets']['train']['dataroot'] = '/elsewhere/train.lmdb'
+    moved['name'] = 'another'
+    assert tables.options_digest(moved) == digest  # where the data lies does not change a result
+    for change in (lambda o: o['train']['optim_g'].update(lr=3e-4),
+                   lambda o: o['network_g'].update(base_channels=8),
+                   lambda o: o['exposure'].update(mode='none'),
+                   lambda o: o['datasets']['train'].update(wide_dim_probability=0.0)):
+        other = tables.run_options('fcdfn', 10, 400, 48, 1e-4)
+        change(other)
+        assert tables.options_digest(other) != digest
+
+
+def test_last_quarter_gain():
+    curve = {'iter': [50, 100, 150, 200], 'psnr': [18.0, 19.0, 19.5, 19.62]}
+    assert tables.curve_gain(curve, 200) == pytest.approx(0.12)  # 19.62 - 19.5 (the point at 150 = 3/4)
+    curve = {'iter': [100, 200, 300, 400], 'psnr': [18.0, 19.0, 19.5, 19.4]}
+    assert tables.curve_gain(curve, 400) == pytest.approx(-0.1)  # 3/4 = 300
+    assert tables.curve_gain({'iter': [400], 'psnr': [20.0]}, 400) is None
+
+
+def fake_records(method, scores, iters=100, crop=48, seed=10):
+    return {tables.run_name(method, seed, iters, crop, rate): {'toy': {'psnr': psnr}} for rate, psnr in scores.items()}
+
+
+def test_rate_choice_keeps_the_official_rate_unless_a_swept_one_is_clearly_better():
+    official = tables.official_rate('cunet')
+    assert official == 1e-5
+    grid = {rate: 20.0 for rate in tables.SWEEP_RATES}
+    records = fake_records('cunet', {**grid, official: 19.95})
+    assert tables.choose_rate('cunet', records, 100, 48, 10)[0] == official  # within 0.1 dB: official
+    records = fake_records('cunet', {**grid, 3e-4: 21.0, official: 12.0})
+    rate, why = tables.choose_rate('cunet', records, 100, 48, 10)
+    assert rate == 3e-4 and 'beats the official' in why
+    del records[tables.run_name('cunet', 10, 100, 48, 1e-3)]
+    rate, why = tables.choose_rate('cunet', records, 100, 48, 10)
+    assert rate is None and 'lr0.001' in why
+
+
+def test_committed_records_are_consistent():
+    """Every committed record names its own run, matches the presets' digest and scores in range."""
+    paths = sorted(glob.glob(os.path.join(REPO_ROOT, 'docs', 'tables_cpu', '*.json')))
+    for path in paths:
+        with open(path) as handle:
+            record = json.load(handle)
+        name = os.path.splitext(os.path.basename(path))[0]
+        assert name == tables.run_name(record['method'], record['seed'], record['iters'], record['crop'], record['lr'])
+        opt = tables.run_options(record['method'], record['seed'], record['iters'], record['crop'], record['lr'])
+        assert record['digest'] == tables.options_digest(opt), f'{path}: made with other options than the presets'
+        assert 0 < record['toy']['psnr'] < 60 and 0 <= record['toy']['lpips'] <= 1
+        assert record['curve']['psnr'][-1] == record['toy']['psnr']
