@@ -1,0 +1,173 @@
+"""Why the adaptive fusion weights stay at 0.5: train FCDFN with one input made useless and watch A_f.
+
+FCDFN fuses its two restored images as ``A_n * Ihat_n + A_f * Ihat_f`` with ``A_n + A_f = 1``
+(softmax, paper Eq. 6). In every model trained here A_f stays at its initial 0.5. This probe trains
+the network of an options file (default: the demo's) on its training data, with one input corrupted
+in every batch, training and test alike:
+
+    none            the data as it is
+    black_flash     the flash photo all zeros: the flash branch can only output 0
+    noise_lowlight  the low-light photo replaced by uniform noise: it carries nothing about the scene
+
+and logs, every ``--eval-every`` iterations on the toy test set: the mean fusion weight A_f, the PSNR of
+the output and of each branch alone (its Ihat with weight 1, as if it had the whole say), both branches'
+learned global gains, and the share of the gradient norm that reaches the fusion head. If A_f moves
+when one input is useless but not otherwise, the fusion works and is only redundant with the
+branches' own gains and per-pixel kernels, which can scale each branch by themselves.
+
+    python tools/fusion_probe.py --out fusion_probe --iters 600 [--corruptions none black_flash noise_lowlight]
+
+Writes ``<out>/fusion_probe.json`` and ``<out>/fusion_probe.png`` (A_f and branch gains over training).
+"""
+import argparse
+import json
+import os
+import sys
+import time
+from os import path as osp
+
+import numpy as np
+import torch
+import yaml
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, REPO)
+CORRUPTIONS = ('none', 'black_flash', 'noise_lowlight')
+
+
+def corrupt(batch, corruption, generator):
+    """The batch with one input made useless (a new dict; tensors (B,3,H,W))."""
+    batch = dict(batch)
+    if corruption == 'black_flash':
+        batch['flash'] = torch.zeros_like(batch['flash'])
+    elif corruption == 'noise_lowlight':
+        batch['lq'] = torch.rand(batch['lq'].shape, generator=generator, dtype=batch['lq'].dtype)
+    elif corruption != 'none':
+        raise ValueError(f'corruption must be one of {CORRUPTIONS}, got {corruption!r}')
+    return batch
+
+
+def psnr(image, target):
+    mse = ((image.clamp(0, 1) - target) ** 2).flatten(1).mean(1)
+    return float((10 * torch.log10(1 / mse.clamp(min=1e-10))).mean())
+
+
+@torch.no_grad()
+def evaluate(net, contract, test_batch):
+    """Mean A_f and the PSNR of the output and of each branch alone on the (corrupted) test batch."""
+    net.eval()
+    lq, _ = contract.apply(test_batch['lq'])
+    parts = net.forward_parts(lq, test_batch['flash'])
+    net.train()
+    gt = test_batch['gt']
+    importance = parts['importance']
+    return {'a_f': float(importance[:, 1].mean()), 'psnr': psnr(parts['output'], gt),
+            'psnr_lowlight_branch': psnr(parts['lowlight'], gt), 'psnr_flash_branch': psnr(parts['flash'], gt),
+            'gain_lowlight': float(net.log_gain[0].exp()), 'gain_flash': float(net.log_gain[1].exp())}
+
+
+def probe(options, corruption, iters, crop, eval_every, seed, progress=print):
+    """Train a fresh network of ``options`` with ``corruption``; returns the logged curve (list of dicts)."""
+    import fcdfn_plugin  # noqa: F401 (registers the arch, loss and dataset)
+    from basicsr.archs import build_network
+    from basicsr.losses import build_loss
+    from fcdfn_plugin.data.exposure import ExposureContract
+    from fcdfn_plugin.data.flash_dataset import FlashLowLightDataset
+
+    torch.manual_seed(seed)
+    net = build_network(dict(options['network_g']))
+    if getattr(net, 'importance_head', None) is None:
+        raise ValueError(f"{options['network_g']['type']} with fusion {options['network_g'].get('fusion')!r} has no "
+                         'fusion weights to probe (FCDFNArch, fusion softmax or free)')
+    loss_fn = build_loss(dict(options['train']['pixel_opt']))
+    contract = ExposureContract.from_options(options)
+    train_opt = dict(options['datasets']['train'], phase='train', crop_size=crop, seed=seed)
+    train_set = FlashLowLightDataset(train_opt)
+    test_set = FlashLowLightDataset(dict(options['datasets']['val'], phase='val'))
+    test_batch = {key: torch.stack([test_set[i][key] for i in range(len(test_set))]) for key in ('lq', 'flash', 'gt')}
+    generator = torch.Generator().manual_seed(seed)
+    test_batch = corrupt(test_batch, corruption, generator)
+    optimizer = torch.optim.Adam(net.parameters(), lr=float(options['train']['optim_g']['lr']))
+    batch_size = int(options['datasets']['train']['batch_size_per_gpu'])
+    curve, fusion_share = [], []
+    started = time.time()
+    for step in range(1, iters + 1):
+        samples = [train_set[(0, (step - 1) * batch_size + i)] for i in range(batch_size)]
+        batch = corrupt({key: torch.stack([s[key] for s in samples]) for key in ('lq', 'flash', 'gt')},
+                        corruption, generator)
+        lq, _ = contract.apply(batch['lq'])
+        optimizer.zero_grad()
+        loss = loss_fn(net(lq, batch['flash']), batch['gt'])
+        loss.backward()
+        total = torch.sqrt(sum((p.grad ** 2).sum() for p in net.parameters() if p.grad is not None))
+        fusion = torch.sqrt(sum((p.grad ** 2).sum() for p in net.importance_head.parameters()))
+        fusion_share.append(float(fusion / total.clamp(min=1e-20)))
+        optimizer.step()
+        if step % eval_every == 0 or step == iters:
+            point = {'iter': step, 'loss': loss.item(), 'fusion_grad_share': float(np.mean(fusion_share)),
+                     **evaluate(net, contract, test_batch)}
+            fusion_share = []
+            curve.append(point)
+            progress(f'[{corruption}] {step}/{iters}: A_f {point["a_f"]:.3f}, PSNR {point["psnr"]:.2f} '
+                     f'(branches {point["psnr_lowlight_branch"]:.2f} / {point["psnr_flash_branch"]:.2f}), gains '
+                     f'{point["gain_lowlight"]:.2f} / {point["gain_flash"]:.2f}, fusion gradient share '
+                     f'{point["fusion_grad_share"]:.4f} ({time.time() - started:.0f} s)')
+    return curve
+
+
+def plot(results, out_path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    for corruption, curve in results.items():
+        its = [p['iter'] for p in curve]
+        axes[0].plot(its, [p['a_f'] for p in curve], marker='o', markersize=3, label=corruption)
+        axes[1].plot(its, [p['gain_lowlight'] for p in curve], label=f'{corruption}: low-light branch')
+        axes[1].plot(its, [p['gain_flash'] for p in curve], linestyle='--', label=f'{corruption}: flash branch')
+        axes[2].plot(its, [p['psnr'] for p in curve], label=corruption)
+    axes[0].set_title('mean fusion weight A_f (toy test set)')
+    axes[1].set_title('learned global gain of each branch')
+    axes[2].set_title('toy test PSNR (dB)')
+    for ax in axes:
+        ax.set_xlabel('iteration')
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('-opt', default=osp.join(REPO, 'options', 'fcdfn_demo.yml'),
+                        help='training options: network_g, pixel_opt, datasets, exposure (default: the demo)')
+    parser.add_argument('--out', required=True, help='folder for fusion_probe.json / .png')
+    parser.add_argument('--corruptions', nargs='+', default=list(CORRUPTIONS), choices=CORRUPTIONS)
+    parser.add_argument('--iters', type=int, default=600)
+    parser.add_argument('--crop', type=int, default=64)
+    parser.add_argument('--eval-every', type=int, default=100)
+    parser.add_argument('--seed', type=int, default=10)
+    args = parser.parse_args(argv)
+    if args.iters < 1 or args.eval_every < 1:
+        parser.error('--iters and --eval-every must be positive')
+    with open(args.opt) as handle:
+        options = yaml.safe_load(handle)
+    for key in ('network_g', 'datasets', 'train'):
+        if key not in options:
+            parser.error(f'-opt {args.opt}: no {key} section')
+    for split in ('train', 'val'):  # relative data roots are the repository's
+        root = options['datasets'][split]['dataroot']
+        if not osp.isabs(root) and not osp.exists(root):
+            options['datasets'][split]['dataroot'] = osp.join(REPO, root)
+    os.makedirs(args.out, exist_ok=True)
+    results = {c: probe(options, c, args.iters, args.crop, args.eval_every, args.seed) for c in args.corruptions}
+    with open(osp.join(args.out, 'fusion_probe.json'), 'w') as handle:
+        json.dump({'options': args.opt, 'iters': args.iters, 'crop': args.crop, 'seed': args.seed,
+                   'results': results}, handle, indent=1)
+    plot(results, osp.join(args.out, 'fusion_probe.png'))
+    print(f'Wrote {osp.join(args.out, "fusion_probe.json")} and fusion_probe.png')
+
+
+if __name__ == '__main__':
+    main()
