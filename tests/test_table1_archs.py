@@ -558,8 +558,8 @@ def test_benchmark_step_times_the_models_training_step(tmp_path, capsys):
 
 
 def test_official_deepfnf_output_gain_exposure_multiplies_by_the_ratio():
-    """``output_gain: exposure`` (deepFnF's division by the dimming factor): the output is linear in the
-    exposure ratio given per sample; it is required, refused elsewhere, and no learned gain exists."""
+    """``output_gain: exposure`` (deepFnF's division by the dimming factor): the output is scaled by the
+    per-sample exposure ratio as an sRGB gain; it is required, refused elsewhere, and no learned gain exists."""
     torch.manual_seed(0)
     net = DeepFnFArch(**OFFICIAL_TINY, output_gain='exposure')
     assert net.needs_exposure_ratio and not hasattr(net, 'log_gain')
@@ -573,7 +573,8 @@ def test_official_deepfnf_output_gain_exposure_multiplies_by_the_ratio():
         DeepFnFArch(base_channels=4, depth=2, num_basis=4, output_gain='exposure')
     one = net(lq, flash, **NOISE, exposure_ratio=torch.tensor([1.0, 1.0]))
     scaled = net(lq, flash, **NOISE, exposure_ratio=torch.tensor([30.0, 45.0]))
-    torch.testing.assert_close(scaled, one * torch.tensor([30.0, 45.0]).view(2, 1, 1, 1))
+    # the linear gain r as an sRGB gain: r ** (1 / 2.2)
+    torch.testing.assert_close(scaled, one * torch.tensor([30.0, 45.0]).view(2, 1, 1, 1) ** (1 / 2.2))
 
 
 def test_model_gives_the_estimated_exposure_ratio_to_networks_that_ask():

@@ -18,6 +18,8 @@ from .unet_blocks import (BasisDecoder, PixelDecoder, UNetEncoder, check_choice,
 
 VARIANTS = ('fcdfn', 'official')
 OUTPUT_GAINS = ('learned', 'exposure')
+#: The sRGB curve as a power law: a linear gain r brightens an sRGB image by about r ** (1 / SRGB_GAMMA).
+SRGB_GAMMA = 2.2
 #: Resolution levels of each variant at paper scale (fcdfn: 4 poolings; deepFnF: 5 poolings + bottleneck).
 PAPER_DEPTH = {'fcdfn': 5, 'official': 6}
 #: deepFnF's basis decoder: four 2x up-sampling blocks (1 -> 16), widths in units of base_channels.
@@ -176,8 +178,11 @@ class DeepFnFArch(nn.Module):
     ``sigma_shot``), deepFnF's encoder / decoder / basis decoder, an output conv giving N
     coefficients and 3 per-pixel colour scales, a basis of N kernels *per colour channel* for each
     of the fine and coarse layers, no kernel bias; ``out_c = scale_c * (fine_c + coarse_c)``.
-    deepFnF divides its output by the (known) dimming factor: ``output_gain: exposure`` does that,
-    with the exposure ratio of the photo the network sees (``forward(..., exposure_ratio=)``;
+    deepFnF divides its output by the (known) dimming factor, in its linear raw domain:
+    ``output_gain: exposure`` does that in the sRGB domain this network filters in, multiplying by
+    ``exposure_ratio ** (1 / SRGB_GAMMA)`` (the sRGB curve as a power law: a linear gain r is an sRGB
+    gain of about r^(1/2.2), 5.2 for r = 37.5), with the exposure ratio of the photo the network
+    sees (``forward(..., exposure_ratio=)``;
     ``FCDFNModel`` and ``enhance_pair`` estimate it after the exposure contract, see
     :func:`fcdfn_plugin.models.fcdfn_model.network_inputs`); ``output_gain: learned`` (default) puts
     a learnable global gain (initial ``lowlight_gain``) in its place. The raw inputs are not
@@ -197,7 +202,8 @@ class DeepFnFArch(nn.Module):
         lowlight_gain: initial learnable gain: of the low-light input (fcdfn) or of the output (official,
             ``output_gain: learned``).
         output_gain: official only: 'learned' (a learnable global gain) or 'exposure' (the output times
-            the photo's exposure ratio, as deepFnF; then ``needs_exposure_ratio`` is True).
+            the photo's exposure ratio in sRGB terms, ratio^(1/2.2), as deepFnF divides by its dimming
+            factor; then ``needs_exposure_ratio`` is True).
         flash_gain: initial learnable gain of the flash input (fcdfn only; null = 2.0).
         padding_mode: 'reflect' or 'zeros', the per-pixel filters' borders.
         variant: 'fcdfn' or 'official'.
@@ -320,7 +326,7 @@ class DeepFnFArch(nn.Module):
         ratio = torch.as_tensor(exposure_ratio).reshape(-1)
         if ratio.numel() not in (1, batch):
             raise ValueError(f'exposure_ratio must hold 1 or B={batch} values, got {ratio.numel()}')
-        return ratio.view(-1, 1, 1, 1)
+        return ratio.view(-1, 1, 1, 1) ** (1 / SRGB_GAMMA)
 
     def encode_context(self, lq, flash, weight, sigma_read=None, sigma_shot=None, exposure_ratio=None):
         """Weighted sums of the encoder features for a tile (see ``unet_blocks.context_sums``)."""
