@@ -161,6 +161,26 @@ def test_soft_threshold_is_the_l1_proximal_operator():
             grid[objective.argmin()].item(), abs=2e-4)
 
 
+def test_cunet_ista_init_makes_each_unrolled_step_an_ista_step():
+    """``init: ista``: W_u is the adjoint of W_d over L = ||W_d^T W_d||, so <W_d x, y> = L <x, W_u y>
+    and z - W_u W_d z is non-expansive; ``init: xavier`` (official) leaves W_u random."""
+    from fcdfn_plugin.archs.cunet_arch import ista_step_weight
+    torch.manual_seed(0)
+    coder = CUNetArch(filters=6, kernel_size=5, iterations=2, init='ista').unique_lq
+    generator = torch.Generator().manual_seed(1)
+    for down, up in zip(coder.down, coder.up):
+        x = torch.randn(1, 6, 40, 40, generator=generator)
+        y = torch.randn(1, 3, 40, 40, generator=generator)
+        lipschitz = (down.weight.flip(-1, -2).transpose(0, 1) / up.weight).mean()
+        torch.testing.assert_close((down(x) * y).sum(), lipschitz * (x * up(y)).sum(), rtol=1e-4, atol=1e-3)
+        step = x - up(down(x))
+        assert step.norm() <= x.norm() * 1.001
+    xavier = CUNetArch(filters=6, kernel_size=5, iterations=2).unique_lq
+    assert not torch.allclose(xavier.up[0].weight, ista_step_weight(xavier.down[0]))
+    with pytest.raises(ValueError, match='init must be one of'):
+        CUNetArch(init='orthogonal')
+
+
 def test_cunet_codes_are_soft_thresholded():
     """Huge thresholds zero every sparse code, so the (bias-free) output is exactly 0; the thresholds learn."""
     torch.manual_seed(0)
