@@ -307,8 +307,13 @@ def main():
         os.makedirs(run_dir, exist_ok=True)
         if record is None:
             log = finished_log(out, name)
-            if log is None:
-                options = osp.join(run_dir, f'{name}.yml')
+            options = osp.join(run_dir, f'{name}.yml')
+            if log is not None:  # a finished training without its record: reuse it if its options are these
+                with open(options) as handle:
+                    if options_digest(yaml.safe_load(handle)) != digest:
+                        raise RuntimeError(f'{osp.join(out, "experiments", name)} was trained with other options than '
+                                           f'options/table1 gives now; delete it (and runs/{name}) to train it again.')
+            else:
                 with open(options, 'w') as handle:
                     yaml.safe_dump(opt, handle, sort_keys=False)
                 run_tool(['tools/train.py', '-opt', options], osp.join(run_dir, 'train.out'), threads)
