@@ -2,7 +2,7 @@
 # The checks that need a GPU, as one script for a lent machine (target: under 5 minutes on one
 # modern GPU; not run yet: written on a machine without one).
 #
-#   bash tools/gpu_check.sh [OUT_DIR]        (from the repository root; PYTHON=... picks the interpreter)
+#   bash tools/gpu_check.sh [OUT_DIR]        (from anywhere; PYTHON=... picks the interpreter)
 #
 # 1. tests/test_ops_fused.py on CUDA tensors: the compiled Triton kernels (no interpreter) against
 #    the banded op and the unfold reference, every gradient, float16/bfloat16 inputs, the whole arch.
@@ -10,21 +10,37 @@
 #    and peak memory above the inputs.
 # 3. A paper-scale train step (base 64, 5 levels, N=90, B=4, 224x224) of FCDFNArch and DeepFnFArch:
 #    float32 banded, bf16 autocast banded, bf16 autocast fused.
-# Before them: tools/gpu_preflight.py (every module the steps import) and tools/kernel_report.py
-# (the kernels' registers and spills as compiled for this GPU, kernel_report.md / .json).
-# Everything printed is also written under OUT_DIR (default gpu_check_out/): log.txt and JSON files.
+# Before them: the wheels of .whl/ (if any) installed into /tmp/site, tools/gpu_preflight.py (every
+# module the steps import) and tools/kernel_report.py (the kernels' registers and spills as compiled
+# for this GPU, kernel_report.md / .json).
+# The lent machine reaches no package registry and lacks BasicSR and a few others: run
+# tools/gpu_wheels.sh here first (it fills the git-ignored .whl/, about 2 MiB), and carry .whl along.
+# The repository is not pip-installed there: its root goes on PYTHONPATH (GPU_SITE=... moves /tmp/site).
+# Everything printed is also written under OUT_DIR (default gpu_check_out/ of the working directory):
+# log.txt and JSON files.
 # 'auto' stays the banded op until step 2 shows the fused kernel faster (see docs/DESIGN.md).
 set -euo pipefail
 PY=${PYTHON:-python3}
 OUT=${1:-gpu_check_out}
 mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)                               # then run from the repository root
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
 exec > >(tee "$OUT/log.txt") 2>&1
 unset TRITON_INTERPRET                                # the compiled kernels, not the interpreter
 export CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-0}  # tests/conftest.py hides GPUs unless this is set
 START=$SECONDS
 stamp() { echo "== [$((SECONDS - START)) s] $*"; }
 
-# preflight: every module the steps import, all reported at once (missing ones are carried as wheels)
+# wheels carried for what the image lacks (tools/gpu_wheels.sh), then the repository itself, on the path
+SITE=${GPU_SITE:-/tmp/site}
+if compgen -G '.whl/*.whl' >/dev/null; then
+    stamp "wheels: installing $(ls .whl/*.whl | wc -l) from .whl/ into $SITE"
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/*.whl
+    export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
+fi
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+
+# preflight: every module the steps import, all reported at once (missing ones: tools/gpu_wheels.sh)
 "$PY" tools/gpu_preflight.py
 
 stamp "0/3 compile report of the fused kernels for this GPU (registers, spills; not fatal)"

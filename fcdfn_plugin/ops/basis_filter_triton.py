@@ -247,6 +247,33 @@ def interpreted():
     return isinstance(_forward_kernel, InterpretedFunction)
 
 
+def _patch_old_interpreter():
+    """Make Triton < 3.7's interpreter run with NumPy >= 2.4 (only the interpreter: compiled kernels are unaffected).
+
+    Triton 3.6's interpreter turns a scalar (a kernel's int argument, ``program_id``) used as a loop
+    bound into an int with ``int(array)`` on an array of shape (1,), which NumPy 2.4 refuses ("only
+    0-dimensional arrays can be converted to Python scalars"), so every ``range(0, taps, BLOCK_T)`` of
+    these kernels failed. Triton 3.7+ does ``int(array.squeeze())``; this installs the same for older
+    ones, through the function that patches ``tl.tensor`` at each interpreted launch. Idempotent.
+    """
+    from triton.runtime import interpreter
+    original = getattr(interpreter, '_patch_lang_tensor', None)
+    version = tuple(int(part) for part in triton.__version__.split('.')[:2] if part.isdigit())
+    if original is None or getattr(original, 'fcdfn_squeezed_index', False) or version >= (3, 7):
+        return
+
+    def patch_lang_tensor(tensor, scope):
+        original(tensor, scope)
+        scope.set_attr(tensor, '__index__', lambda self: int(self.handle.data.squeeze()))
+
+    patch_lang_tensor.fcdfn_squeezed_index = True
+    interpreter._patch_lang_tensor = patch_lang_tensor
+
+
+if interpreted():
+    _patch_old_interpreter()
+
+
 def _check(padded, coeffs, basis, bias):
     tensors = [padded, coeffs, basis] + ([] if bias is None else [bias])
     devices = {t.device for t in tensors}
