@@ -77,3 +77,37 @@ def test_committed_records_are_consistent():
         assert record['digest'] == tables.options_digest(opt), f'{path}: made with other options than the presets'
         assert 0 < record['toy']['psnr'] < 60 and 0 <= record['toy']['lpips'] <= 1
         assert record['curve']['psnr'][-1] == record['toy']['psnr']
+
+
+def test_curve_gain_over_the_last_eighth():
+    curve = {'iter': [100, 200, 300, 400, 500, 600, 700, 800], 'psnr': [15, 16, 17, 17, 17, 17, 19.0, 19.05]}
+    assert tables.curve_gain(curve, 800) == pytest.approx(2.05)  # 600 -> 800: the decay's step included
+    assert tables.curve_gain(curve, 800, since=0.875) == pytest.approx(0.05)  # 700 -> 800: flat after it
+
+
+def test_ordering_verdict_compares_the_difference_with_the_seed_spreads():
+    verdict = tables.ordering_verdict
+    assert verdict((21.0, 0.2, 3), (20.0, 0.3, 3), 'psnr') == ('holds', pytest.approx(1.0))
+    assert verdict((20.0, 0.2, 3), (21.0, 0.3, 3), 'psnr') == ('reversed', pytest.approx(-1.0))
+    assert verdict((20.4, 0.2, 3), (20.0, 0.3, 3), 'psnr')[0] == 'within spread'  # 0.4 < 0.2 + 0.3
+    assert verdict((21.0, 0.0, 1), (20.0, 0.0, 3), 'psnr')[0] == 'too few seeds'
+    # LPIPS: lower is better, the difference is counted in the paper's direction
+    assert verdict((0.30, 0.01, 3), (0.40, 0.01, 3), 'lpips') == ('holds', pytest.approx(0.10))
+
+
+def test_paper_orderings_put_the_paper_s_better_method_first():
+    stats = {m: {'psnr': (psnr, 0.1), 'ssim': (0.5, 0.01), 'lpips': (0.5, 0.01), 'n': 3}
+             for m, psnr in (('frl', 20.0), ('deepfnf', 18.0), ('fcdfn', 21.0))}
+    rows = {(better, worse): verdicts for better, worse, verdicts in tables.paper_orderings(tables.TABLE1, stats)}
+    assert set(rows) == {('deepfnf', 'frl'), ('fcdfn', 'frl'), ('fcdfn', 'deepfnf')}  # paper: 18.07 < 24.09 < 25.10
+    assert rows[('deepfnf', 'frl')]['psnr'][0] == 'reversed' and rows[('fcdfn', 'frl')]['psnr'][0] == 'holds'
+    assert rows[('fcdfn', 'frl')]['ssim'][0] == 'within spread'
+    table2 = tables.paper_orderings(tables.TABLE2, {m: stats['fcdfn'] for m in ('no_flash', 'fcdfn')})
+    assert [(b, w) for b, w, _ in table2] == [('fcdfn', 'no_flash')]
+
+
+def test_sweep_rows_read_the_records_of_the_first_seed():
+    records = fake_records('djf', {1e-4: 14.5, 1e-3: 19.5}, iters=500)
+    records.update(fake_records('djf', {1e-3: 30.0}, iters=500, seed=11))
+    rows = tables.sweep_rows(records, ['djf', 'no_flash'], 500, 48, 10)
+    assert rows == [('djf', 1e-4, {1e-4: 14.5, 1e-3: 19.5})]  # Table 2's variants are not swept

@@ -132,10 +132,11 @@ def run_name(method, seed, iters, crop, lr):
     return f'{method}_it{iters}_c{crop}_lr{lr:g}_s{seed}'
 
 
-def curve_gain(curve, iters):
-    """Toy PSNR gained over the last quarter of the run: the last point minus the one at 3/4 (or before)."""
+def curve_gain(curve, iters, since=0.75):
+    """Toy PSNR gained over the end of the run: the last point minus the one at ``since`` of it (or before);
+    the last quarter by default (the convergence criterion)."""
     points = sorted(zip(curve['iter'], curve['psnr']))
-    before = [psnr for it, psnr in points if it <= 0.75 * iters]
+    before = [psnr for it, psnr in points if it <= since * iters]
     if not before:
         return None
     return points[-1][1] - before[-1]
@@ -156,6 +157,59 @@ def choose_rate(method, records, sweep_iters, crop, seed):
     if scores[best] - scores[official] > CONVERGED_DB:
         return best, f'sweep: {best:g} ({scores[best]:.2f} dB) beats the official {official:g} ({scores[official]:.2f} dB)'
     return official, f'official rate ({scores[official]:.2f} dB; best swept {best:g}: {scores[best]:.2f} dB)'
+
+
+def sweep_rows(records, methods, sweep_iters, crop, seed):
+    """Rows (method, official rate, {rate: toy PSNR}) of the rate sweep, from the records that exist."""
+    rows = []
+    for method in methods:
+        if method not in TABLE1:
+            continue
+        rates = sorted(set(SWEEP_RATES) | {official_rate(method)})
+        scores = {rate: records[run_name(method, seed, sweep_iters, crop, rate)]['toy']['psnr'] for rate in rates
+                  if run_name(method, seed, sweep_iters, crop, rate) in records}
+        rows.append((method, official_rate(method), scores))
+    return rows
+
+
+#: Metrics where lower is better.
+LOWER_IS_BETTER = ('lpips',)
+
+
+def ordering_verdict(better, worse, metric):
+    """Whether ``better`` beats ``worse`` on ``metric`` beyond the seed spread, as the paper says it does.
+
+    ``better`` and ``worse`` are (mean, std, number of seeds). The difference of the means must exceed the
+    sum of the two standard deviations: 'holds' (same direction as the paper), 'reversed' (the other way),
+    'within spread', or 'too few seeds' (under 2 seeds on either side: no spread to compare with).
+    Returns (verdict, difference in the paper's direction)."""
+    (mean_b, std_b, n_b), (mean_w, std_w, n_w) = better, worse
+    diff = (mean_w - mean_b) if metric in LOWER_IS_BETTER else (mean_b - mean_w)
+    if min(n_b, n_w) < 2:
+        return 'too few seeds', diff
+    spread = std_b + std_w
+    if diff > spread:
+        return 'holds', diff
+    if diff < -spread:
+        return 'reversed', diff
+    return 'within spread', diff
+
+
+def paper_orderings(labels, stats):
+    """Every pair of methods the paper orders by PSNR, with our verdict per metric (:func:`ordering_verdict`).
+
+    ``labels`` is TABLE1 or TABLE2 (their last item: the paper's PSNR, SSIM, LPIPS); ``stats`` maps method ->
+    {metric: (mean, std)} and the number of seeds under key 'n'. Rows: (better, worse, {metric: verdict})."""
+    present = [m for m in labels if m in stats]
+    rows = []
+    for i, a in enumerate(present):
+        for b in present[i + 1:]:
+            better, worse = (a, b) if labels[a][-1][0] > labels[b][-1][0] else (b, a)
+            verdicts = {metric: ordering_verdict((*stats[better][metric], stats[better]['n']),
+                                                 (*stats[worse][metric], stats[worse]['n']), metric)
+                        for metric in METRICS}
+            rows.append((better, worse, verdicts))
+    return rows
 
 
 def load_records(folder):
@@ -242,6 +296,103 @@ def plot_curves(records_by_method, labels, out_path):
     plt.close(fig)
 
 
+class Runner:
+    """Trains (unless recorded), scores and records the runs of the tables; safe to call from threads."""
+
+    def __init__(self, out, records_dir, records, prepared, crop, threads, real_test, first_seed, started):
+        self.out, self.records_dir, self.records, self.prepared = out, records_dir, records, prepared
+        self.crop, self.threads, self.real_test, self.first_seed = crop, threads, real_test, first_seed
+        self.real_name = osp.basename(osp.normpath(real_test)) if real_test else None
+        self.started = started
+        self.lock = threading.Lock()
+
+    def run(self, method, seed, iters, lr, purpose):
+        """The record of one run (``purpose`` 'sweep' or 'table'), made here if it is not recorded yet."""
+        name = run_name(method, seed, iters, self.crop, lr)
+        opt = run_options(method, seed, iters, self.crop, lr)
+        digest = options_digest(opt)
+        record_path = osp.join(self.records_dir, f'{name}.json')
+        record = self.records.get(name)
+        if record is not None and record['digest'] != digest:
+            raise RuntimeError(f'{record_path} was made with other options than options/table1 gives now '
+                               f'(digest {record["digest"]} != {digest}); delete it to run it again.')
+        score_real = purpose == 'table' and self.real_test is not None
+        if record is not None and (not score_real or self.real_name in record.get('real', {})):
+            return record
+        run_started = time.time()
+        if record is None:
+            record = self.train(name, opt, digest, method, seed, iters, lr, purpose)
+        if score_real:
+            self.score_real(name, record, record_path)
+        with self.lock:
+            with open(record_path, 'w') as handle:
+                json.dump(record, handle, indent=1)
+            self.records[name] = record
+            gain = record.get('last_quarter_gain_db')
+            print(f'{name}: toy PSNR {record["toy"]["psnr"]:.2f}'
+                  + (f', real PSNR {record["real"][self.real_name]["psnr"]:.2f}'
+                     if self.real_name in record['real'] else '')
+                  + (f', last quarter {gain:+.2f} dB' if gain is not None and purpose == 'table' else '')
+                  + f' ({(time.time() - run_started) / 60:.1f} min; {(time.time() - self.started) / 60:.0f} min so far)',
+                  flush=True)
+        return record
+
+    def train(self, name, opt, digest, method, seed, iters, lr, purpose):
+        """Train one run with tools/train.py (or reuse its finished training) and read its record from the log."""
+        from fcdfn_plugin.utils.report import parse_train_log
+
+        run_started = time.time()
+        opt['name'] = name
+        opt['datasets']['train']['dataroot'] = osp.join(self.prepared, 'train.lmdb')
+        opt['datasets']['val']['dataroot'] = osp.join(self.prepared, 'test')
+        opt['val']['save_img'] = purpose == 'table' and seed == self.first_seed
+        if purpose == 'sweep':
+            opt['val']['val_freq'] = 10 * iters  # the final validation only
+        run_dir = osp.join(self.out, 'runs', name)
+        os.makedirs(run_dir, exist_ok=True)
+        log = finished_log(self.out, name)
+        options = osp.join(run_dir, f'{name}.yml')
+        if log is not None:  # a finished training without its record: reuse it if its options are these
+            with open(options) as handle:
+                if options_digest(yaml.safe_load(handle)) != digest:
+                    raise RuntimeError(f'{osp.join(self.out, "experiments", name)} was trained with other options '
+                                       f'than options/table1 gives now; delete it (and runs/{name}) to train it again.')
+        else:
+            with open(options, 'w') as handle:
+                yaml.safe_dump(opt, handle, sort_keys=False)
+            run_tool(['tools/train.py', '-opt', options], osp.join(run_dir, 'train.out'), self.threads)
+            log = finished_log(self.out, name)
+        val = parse_train_log(log)['val']
+        curve = {'iter': [it for it, _ in val['psnr']]}
+        curve.update({metric: [value for _, value in val[metric]] for metric in METRICS})
+        record = {'method': method, 'seed': seed, 'iters': iters, 'crop': self.crop,
+                  'batch': opt['datasets']['train']['batch_size_per_gpu'], 'lr': float(lr), 'purpose': purpose,
+                  'digest': digest, 'toy': {metric: curve[metric][-1] for metric in METRICS}, 'curve': curve,
+                  'last_quarter_gain_db': curve_gain(curve, iters), 'threads': self.threads,
+                  'train_minutes': round((time.time() - run_started) / 60, 2),
+                  'finished': datetime.date.today().isoformat(), 'real': {}}
+        if record['last_quarter_gain_db'] is not None:
+            record['converged'] = record['last_quarter_gain_db'] < CONVERGED_DB
+        return record
+
+    def score_real(self, name, record, record_path):
+        """Add the scores on the real test folder to ``record`` (tools/evaluate.py on the run's weights)."""
+        weights = osp.join(self.out, 'experiments', name, 'models', 'net_g_latest.pth')
+        if not osp.isfile(weights):
+            print(f'warning: {record_path} has no scores on {self.real_name}, and this machine has not the weights '
+                  f'({weights}) to compute them: the row counts it on the toy set only (delete the record '
+                  'to train it again here).', file=sys.stderr, flush=True)
+            return
+        run_dir = osp.join(self.out, 'runs', name)
+        real_dir = osp.join(run_dir, f'real_{self.real_name}')
+        if not osp.isfile(osp.join(real_dir, 'metrics.json')):
+            run_tool(['tools/evaluate.py', '--test-dir', self.real_test, '--weights', weights, '--labels', name,
+                      '--out', real_dir, '--no-references', '--figure-scenes', '0', '--overwrite'],
+                     osp.join(run_dir, 'evaluate.out'), self.threads)
+        with open(osp.join(real_dir, 'metrics.json')) as handle:
+            record['real'][self.real_name] = json.load(handle)['results'][name]['mean']
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', default='tables_output', help='folder for runs, tables and figures')
@@ -268,7 +419,7 @@ def main():
 
     import fcdfn_plugin  # noqa: F401
     from fcdfn_plugin.utils.pipeline import ensure_toy_dataset
-    from fcdfn_plugin.utils.report import comparison_grid, markdown_table, parse_train_log, read_image_bgr8
+    from fcdfn_plugin.utils.report import comparison_grid, markdown_table, read_image_bgr8
 
     sweep_iters = int(args.iters * SWEEP_FRACTION)
     threads = args.threads or (1 if args.jobs > 1 else (os.cpu_count() or 1))
@@ -278,89 +429,17 @@ def main():
     os.environ['FCDFN_ROOT'] = out  # experiments/ of every run under --out
     prepared = ensure_toy_dataset()
     records = load_records(args.records)
-    lock = threading.Lock()
     started = time.time()
     real_name = osp.basename(osp.normpath(args.real_test)) if args.real_test else None
-
-    def one_run(method, seed, iters, lr, purpose):
-        """Train (unless recorded), score, and record one run; returns its record."""
-        name = run_name(method, seed, iters, args.crop, lr)
-        opt = run_options(method, seed, iters, args.crop, lr)
-        digest = options_digest(opt)
-        record_path = osp.join(args.records, f'{name}.json')
-        record = records.get(name)
-        if record is not None and record['digest'] != digest:
-            raise RuntimeError(f'{record_path} was made with other options than options/table1 gives now '
-                               f'(digest {record["digest"]} != {digest}); delete it to run it again.')
-        score_real = purpose == 'table' and args.real_test
-        if record is not None and (not score_real or real_name in record.get('real', {})):
-            return record
-        run_started = time.time()
-        opt['name'] = name
-        train = opt['datasets']['train']
-        train['dataroot'] = osp.join(prepared, 'train.lmdb')
-        opt['datasets']['val']['dataroot'] = osp.join(prepared, 'test')
-        opt['val']['save_img'] = purpose == 'table' and seed == args.seeds[0]
-        if purpose == 'sweep':
-            opt['val']['val_freq'] = 10 * iters  # the final validation only
-        run_dir = osp.join(out, 'runs', name)
-        os.makedirs(run_dir, exist_ok=True)
-        if record is None:
-            log = finished_log(out, name)
-            options = osp.join(run_dir, f'{name}.yml')
-            if log is not None:  # a finished training without its record: reuse it if its options are these
-                with open(options) as handle:
-                    if options_digest(yaml.safe_load(handle)) != digest:
-                        raise RuntimeError(f'{osp.join(out, "experiments", name)} was trained with other options than '
-                                           f'options/table1 gives now; delete it (and runs/{name}) to train it again.')
-            else:
-                with open(options, 'w') as handle:
-                    yaml.safe_dump(opt, handle, sort_keys=False)
-                run_tool(['tools/train.py', '-opt', options], osp.join(run_dir, 'train.out'), threads)
-                log = finished_log(out, name)
-            val = parse_train_log(log)['val']
-            curve = {'iter': [it for it, _ in val['psnr']]}
-            curve.update({metric: [value for _, value in val[metric]] for metric in METRICS})
-            record = {'method': method, 'seed': seed, 'iters': iters, 'crop': args.crop,
-                      'batch': train['batch_size_per_gpu'], 'lr': float(lr), 'purpose': purpose, 'digest': digest,
-                      'toy': {metric: curve[metric][-1] for metric in METRICS}, 'curve': curve,
-                      'last_quarter_gain_db': curve_gain(curve, iters), 'threads': threads,
-                      'train_minutes': round((time.time() - run_started) / 60, 2),
-                      'finished': datetime.date.today().isoformat(), 'real': {}}
-            if record['last_quarter_gain_db'] is not None:
-                record['converged'] = record['last_quarter_gain_db'] < CONVERGED_DB
-        if score_real:
-            weights = osp.join(out, 'experiments', name, 'models', 'net_g_latest.pth')
-            if not osp.isfile(weights):
-                print(f'warning: {record_path} has no scores on {real_name}, and this machine has not the weights '
-                      f'({weights}) to compute them: the row counts it on the toy set only (delete the record '
-                      'to train it again here).', file=sys.stderr, flush=True)
-                return record
-            real_dir = osp.join(run_dir, f'real_{real_name}')
-            if not osp.isfile(osp.join(real_dir, 'metrics.json')):
-                run_tool(['tools/evaluate.py', '--test-dir', args.real_test, '--weights', weights, '--labels', name,
-                          '--out', real_dir, '--no-references', '--figure-scenes', '0', '--overwrite'],
-                         osp.join(run_dir, 'evaluate.out'), threads)
-            with open(osp.join(real_dir, 'metrics.json')) as handle:
-                record['real'][real_name] = json.load(handle)['results'][name]['mean']
-        with lock:
-            with open(record_path, 'w') as handle:
-                json.dump(record, handle, indent=1)
-            records[name] = record
-            gain = record.get('last_quarter_gain_db')
-            print(f'{name}: toy PSNR {record["toy"]["psnr"]:.2f}'
-                  + (f', real PSNR {record["real"][real_name]["psnr"]:.2f}' if score_real else '')
-                  + (f', last quarter {gain:+.2f} dB' if gain is not None and purpose == 'table' else '')
-                  + f' ({(time.time() - run_started) / 60:.1f} min; {(time.time() - started) / 60:.0f} min so far)',
-                  flush=True)
-        return record
+    runner = Runner(out, args.records, records, prepared, args.crop, threads, args.real_test,
+                    first_seed=args.seeds[0], started=started)
 
     def run_all(jobs):
         if not jobs:
             return
         print(f'{len(jobs)} runs, {args.jobs} at a time', flush=True)
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            list(pool.map(lambda job: one_run(*job), jobs))
+            list(pool.map(lambda job: runner.run(*job), jobs))
 
     table1_methods = [m for m in args.methods if m in TABLE1]
     if not args.report_only and args.phase in ('sweep', 'all'):
@@ -406,32 +485,62 @@ def main():
     train_minutes = sum(r['train_minutes'] for r in records.values() if r['crop'] == args.crop)
     text = [f'Budget: {args.iters} iterations, crop {args.crop}, batch 8, seeds {args.seeds}; each method with its '
             f'own recipe and the rate of the sweep ({sweep_iters} iterations); mean +- std over seeds. '
-            f'Converged: the last quarter gained < {CONVERGED_DB} dB toy PSNR (runs converged / runs). '
+            f'Converged: the last quarter gained < {CONVERGED_DB} dB toy PSNR (runs converged / runs; '
+            f'"last 1/4 \\| 1/8": the mean toy PSNR gained over the last quarter and the last eighth of the runs). '
             f'Training time of all recorded runs: {train_minutes:.0f} min.\n']
     for table, labels in (('Table 1', TABLE1), ('Table 2', TABLE2)):
         rows = [m for m in labels if m in args.methods]
         if not rows:
             continue
         for s in sets:
-            header = ['method', 'PSNR', 'SSIM', 'LPIPS', 'seeds', 'converged', 'rate', 'params (M)',
-                      'GFLOPs 224x224', 'paper PSNR / SSIM / LPIPS']
+            header = ['method', 'PSNR', 'SSIM', 'LPIPS', 'seeds', 'converged', 'last 1/4 \\| 1/8 (dB)', 'rate',
+                      'params (M)', 'GFLOPs 224x224', 'paper PSNR / SSIM / LPIPS']
             lines = []
             for m in rows:
                 paper = ' / '.join(map(str, labels[m][-1]))
                 if m not in summary or s not in summary[m]:
-                    lines.append([labels[m][0], 'pending', '', '', f'0/{len(args.seeds)}', '',
+                    lines.append([labels[m][0], 'pending', '', '', f'0/{len(args.seeds)}', '', '',
                                   '' if chosen[m][0] is None else f'{chosen[m][0]:g}', '', '', paper])
                     continue
                 stats, count = summary[m][s]
                 runs = table_runs[m]
                 converged = sum(bool(r.get('converged')) for r in runs)
+                gains = [np.mean([curve_gain(r['curve'], r['iters'], since) for r in runs]) for since in (0.75, 0.875)]
                 lines.append([labels[m][0]] + [format_cell(stats, metric) for metric in METRICS]
-                             + [f'{count}/{len(args.seeds)}', f'{converged}/{len(runs)}', f'{chosen[m][0]:g}',
+                             + [f'{count}/{len(args.seeds)}', f'{converged}/{len(runs)}',
+                                f'{gains[0]:+.2f} \\| {gains[1]:+.2f}', f'{chosen[m][0]:g}',
                                 f'{size[m][0] / 1e6:.3f}', f'{size[m][1]:.2f}', paper])
             for label, scores in refs[s].items():
                 lines.append([label, f'{scores["psnr"]:.2f}', f'{scores["ssim"]:.3f}', f'{scores["lpips"]:.3f}']
-                             + [''] * 6)
+                             + [''] * 7)
             text.append(f'\n### {table}, {set_names[s]}\n\n' + markdown_table(header, lines))
+    orderings = {}
+    for table, labels in (('Table 1', TABLE1), ('Table 2', TABLE2)):
+        for s in sets:
+            stats = {m: {**summary[m][s][0], 'n': summary[m][s][1]} for m in labels
+                     if m in args.methods and s in summary.get(m, {})}
+            rows = paper_orderings(labels, stats)
+            if not rows:
+                continue
+            orderings[f'{table}, {s}'] = [{'better': b, 'worse': w, **{k: list(v) for k, v in verdicts.items()}}
+                                          for b, w, verdicts in rows]
+            held = sum(verdicts['psnr'][0] == 'holds' for _, _, verdicts in rows)
+            text.append(f'\n### Paper orderings, {table}, {set_names[s]}: {held} of {len(rows)} hold in PSNR\n\n'
+                        'Each pair the paper orders (better first), our difference in the paper\'s direction '
+                        '(positive: as the paper) and whether it exceeds the sum of the two seed spreads.\n\n'
+                        + markdown_table(['paper: better > worse'] + [metric.upper() for metric in METRICS],
+                                         [[f'{labels[b][0]} > {labels[w][0]}']
+                                          + [f'{verdicts[metric][1]:+.3f} {verdicts[metric][0]}' for metric in METRICS]
+                                          for b, w, verdicts in rows]))
+    sweep = sweep_rows(records, args.methods, sweep_iters, args.crop, args.seeds[0])
+    if sweep:
+        rates = sorted({rate for _, _, scores in sweep for rate in scores})
+        text.append(f'\n### Rate sweep: toy PSNR after {sweep_iters} iterations (seed {args.seeds[0]}; '
+                    'official rate in bold)\n\n' + markdown_table(
+                        ['method'] + [f'{rate:g}' for rate in rates],
+                        [[TABLE1[m][0]] + [('' if rate not in scores else
+                                            f'**{scores[rate]:.2f}**' if rate == official else f'{scores[rate]:.2f}')
+                                           for rate in rates] for m, official, scores in sweep]))
     text.append('\n### Learning rates\n\n' + markdown_table(
         ['method', 'official', 'table', 'why'],
         [[m, f'{official_rate(m if m in TABLE1 else "fcdfn"):g}', '' if chosen[m][0] is None else f'{chosen[m][0]:g}',
@@ -442,6 +551,7 @@ def main():
         json.dump({'iters': args.iters, 'crop': args.crop, 'seeds': args.seeds, 'sweep_iters': sweep_iters,
                    'real_test': args.real_test, 'complexity': size, 'references': refs,
                    'rates': {m: {'rate': r, 'why': why} for m, (r, why) in chosen.items()},
+                   'orderings': orderings,
                    'results': {m: {s: {'mean_std': v[0], 'runs': v[1]} for s, v in summary[m].items()}
                                for m in summary}}, handle, indent=1)
     print(''.join(text), flush=True)
