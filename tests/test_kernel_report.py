@@ -40,32 +40,48 @@ def test_count_tensor_core_instructions():
 
 
 def test_markdown_table_has_a_line_per_row():
-    row = dict(kernel='forward', dtype='float32', num_warps=8, num_stages=3, BLOCK_P=32, BLOCK_N=16, BLOCK_T=32, BLOCK_C=4,
+    row = dict(kernel='forward', dtype='float32', precision='tf32x3', kernel_size=15, dilation=4, num_warps=8,
+               num_stages=3, BLOCK_P=32, BLOCK_N=16, BLOCK_T=32, BLOCK_C=4,
                registers=174, spill_stores=0, spill_loads=0, stack_frame=0, shared=53248, mma_ptx=0, wgmma_ptx=0,
                mma_sass=None)
     lines = report.markdown_table([row, dict(row, num_warps=4)]).splitlines()
-    assert len(lines) == 4 and lines[2].startswith('| forward | float32 | 8 | 3 | 32/16/32/4 | 174 | 0 | 0 |')
+    assert len(lines) == 4 and lines[2].startswith('| forward | float32 | tf32x3 | 15 / 4 | 8 | 3 | 32/16/32/4 | 174 | 0 | 0 |')
     assert lines[2].endswith('| - |')
 
 
 @needs_sm90_compiler
 def test_forward_kernel_compiles_for_sm90_with_plausible_resources(tmp_path, monkeypatch):
-    """A small config (N=16): registers, spills, shared memory; the ieee GEMM uses no tensor cores, TF32 does."""
+    """A small config (N=16, K=3): registers, spills, shared memory; the ieee GEMM uses no tensor cores,
+    the op's TF32x3 and 16-bit GEMMs do."""
     monkeypatch.setenv('TRITON_CACHE_DIR', str(tmp_path / 'cache'))
     out = tmp_path / 'report.json'
-    assert report.main(['--kernels', 'forward', '--num-basis', '16', '--channels', '1', '--num-warps', '4',
-                        '--num-stages', '2',
-                        '--precision', 'ieee', '--json', str(out)]) == 0
+    assert report.main(['--kernels', 'forward', '--num-basis', '16', '--channels', '1', '--kernel-sizes', '3',
+                        '--dilations', '2', '--num-warps', '4', '--num-stages', '2', '--precision', 'ieee',
+                        '--json', str(out)]) == 0
     (row,) = json.loads(out.read_text())
     assert set(report.FIELDS) <= set(row)
-    assert (row['kernel'], row['dtype'], row['num_warps'], row['num_stages'], row['BLOCK_N'], row['BLOCK_C']) == \
-        ('forward', 'float32', 4, 2, 16, 1)
+    assert (row['kernel'], row['dtype'], row['num_warps'], row['num_stages'], row['BLOCK_N'], row['BLOCK_C'],
+            row['BLOCK_T'], row['kernel_size'], row['dilation']) == ('forward', 'float32', 4, 2, 16, 1, 16, 3, 2)
     assert 1 <= row['registers'] <= 255
     assert row['spill_stores'] >= 0 and row['spill_loads'] >= 0 and row['stack_frame'] >= 0
     assert 0 < row['shared'] <= 228 * 1024  # tl.dot stages its operands in shared memory; H100/H200 limit
     assert row['mma_ptx'] == 0 and row['wgmma_ptx'] == 0  # 'ieee' float32 dot: plain FMA
-    tf32 = report.compile_kernel('forward', 'float32', channels=1, num_basis=16, precision='tf32')
-    assert tf32['mma_ptx'] + tf32['wgmma_ptx'] > 0  # the same dot in TF32 does reach the tensor cores
-    from fcdfn_plugin.ops.basis_filter_triton import LAUNCH_OPTIONS  # no override: the op's own launch
-    assert (tf32['num_warps'], tf32['num_stages']) == tuple(LAUNCH_OPTIONS['forward'][k] for k in ('num_warps',
-                                                                                                    'num_stages'))
+    from fcdfn_plugin.ops.basis_filter_triton import LAUNCH_CONFIGS
+    for dtype in ('float32', 'bfloat16'):  # the op's own first configuration, its GPU precision
+        row = report.compile_kernel('forward', dtype, channels=1, num_basis=16, kernel_size=3)
+        assert row['mma_ptx'] + row['wgmma_ptx'] > 0, dtype  # on the tensor cores
+        first = LAUNCH_CONFIGS['forward'][0]
+        assert (row['BLOCK_P'], row['num_warps'], row['num_stages']) == \
+            (first['BLOCK_P'], first['num_warps'], first['num_stages'])
+
+
+def test_configurations_default_to_every_one_autotuning_may_pick():
+    from argparse import Namespace
+
+    from fcdfn_plugin.ops.basis_filter_triton import LAUNCH_CONFIGS
+    none = Namespace(block_p=None, num_warps=None, num_stages=None)
+    assert report.configurations('forward', none) == list(LAUNCH_CONFIGS['forward'])
+    first = LAUNCH_CONFIGS['forward'][0]
+    given = report.configurations('forward', Namespace(block_p=[32, 64], num_warps=[4], num_stages=None))
+    assert given == [dict(BLOCK_P=32, num_warps=4, num_stages=first['num_stages']),
+                     dict(BLOCK_P=64, num_warps=4, num_stages=first['num_stages'])]

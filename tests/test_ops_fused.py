@@ -86,7 +86,8 @@ def test_grad_basis_partials_and_atomics_over_many_tiles(device, monkeypatch):
     """Tiny tiles and one program per tap chunk: every grad-basis program loops over many tiles, and
     the image gradient of each padded pixel comes from several tiles' atomics."""
     module = fused_module()
-    monkeypatch.setattr(module, 'BLOCK_PIXELS', 16)
+    monkeypatch.setattr(module, 'LAUNCH_CONFIGS', {name: (dict(BLOCK_P=16, num_warps=1, num_stages=1),)
+                                                   for name in module.LAUNCH_CONFIGS})
     monkeypatch.setattr(module, 'GRAD_BASIS_PROGRAMS', 1)
     inputs = [t.to(device) for t in random_inputs(3, 3, 5, 5, 12, 14, seed=4)]
     grad_out = torch.randn(3, 3, 12, 14, generator=torch.Generator().manual_seed(5)).to(device)
@@ -94,6 +95,58 @@ def test_grad_basis_partials_and_atomics_over_many_tiles(device, monkeypatch):
     reference = values_and_grads(lambda *x: unfold_reference(*x, 2, 'reflect'), [t.double() for t in inputs],
                                  grad_out.double())
     assert_all_close(fused, reference, ('out', 'image', 'coeffs', 'basis', 'bias'))
+
+
+def row_segment_case(device):
+    """Rows of 70 pixels: two 64-pixel tiles a row (the second masked past 6), one of 128; dilation 2."""
+    inputs = [t.to(device) for t in random_inputs(2, 3, 5, 5, 3, 70, seed=11)]
+    grad_out = torch.randn(2, 3, 3, 70, generator=torch.Generator().manual_seed(12)).to(device)
+    reference = values_and_grads(lambda *x: unfold_reference(*x, 2, 'zeros'), [t.double() for t in inputs],
+                                 grad_out.double())
+    return inputs, grad_out, reference
+
+
+@needs_triton
+@pytest.mark.parametrize('device', DEVICES)
+def test_every_launch_configuration_autotuning_may_pick(device, monkeypatch):
+    """Each configuration of LAUNCH_CONFIGS, forced in turn for every launch, gives the reference."""
+    module = fused_module()
+    configs = module.LAUNCH_CONFIGS
+    inputs, grad_out, reference = row_segment_case(device)
+    for index in range(max(len(options) for options in configs.values())):
+        forced = {name: (options[min(index, len(options) - 1)],) for name, options in configs.items()}
+        monkeypatch.setattr(module, 'LAUNCH_CONFIGS', forced)
+        fused = values_and_grads(lambda *x: basis_filter(*x, 2, 'zeros', impl='fused'), inputs, grad_out)
+        assert_all_close(fused, reference, ('out', 'image', 'coeffs', 'basis', 'bias'))
+
+
+@needs_triton
+@pytest.mark.parametrize('device', DEVICES)
+def test_autotuning_resets_the_accumulated_image_gradient(device, monkeypatch):
+    """Autotuning times every configuration on the real buffers: the atomically accumulated image
+    gradient must be zeroed after each trial, or it would hold the sum of all of them."""
+    module = fused_module()
+    calls = []
+
+    def fake_time_ms(launch):  # run each trial as the real timer does, and prefer the last configuration
+        launch()
+        calls.append(1)
+        return 1.0 / len(calls)
+
+    monkeypatch.setattr(module, 'AUTOTUNE', True)
+    monkeypatch.setattr(module, '_tunable', lambda device: True)
+    monkeypatch.setattr(module, '_time_ms', fake_time_ms)
+    monkeypatch.setattr(module, '_TUNED', {})
+    inputs, grad_out, reference = row_segment_case(device)
+    fused = values_and_grads(lambda *x: basis_filter(*x, 2, 'zeros', impl='fused'), inputs, grad_out)
+    assert_all_close(fused, reference, ('out', 'image', 'coeffs', 'basis', 'bias'))
+    tuned = {name: options for name, options in module.LAUNCH_CONFIGS.items() if len(options) > 1}
+    assert tuned.keys() >= {'forward', 'backward_image'}
+    assert len(calls) == sum(len(options) for options in tuned.values())  # each launch with a choice, once
+    assert {name: index for (name, _), index in module._TUNED.items()} == \
+        {name: len(options) - 1 for name, options in tuned.items()}
+    values_and_grads(lambda *x: basis_filter(*x, 2, 'zeros', impl='fused'), inputs, grad_out)
+    assert len(calls) == sum(len(options) for options in tuned.values())  # cached per shape
 
 
 @needs_triton
@@ -154,10 +207,15 @@ def test_fcdfn_arch_fused_equals_banded(device):
     assert_all_close(outputs[1], outputs[0], ['out'] + [n for n, _ in net.named_parameters()], tolerance=1e-4)
 
 
-@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
-@pytest.mark.parametrize('device', [DEVICES[1]])
-def test_half_precision_inputs_on_cuda(device, dtype):
-    """16-bit inputs (no interpreter: numpy has no bfloat16): float32 inside, the input dtype out."""
+def with_dtype(device, dtype):
+    return pytest.param(*device.values, dtype, marks=device.marks, id=f'{device.id}-{str(dtype)[6:]}')
+
+
+@needs_triton
+@pytest.mark.parametrize('device,dtype', [with_dtype(DEVICES[0], torch.float16), with_dtype(DEVICES[1], torch.float16),
+                                          with_dtype(DEVICES[1], torch.bfloat16)])  # numpy has no bfloat16
+def test_half_precision_inputs(device, dtype):
+    """16-bit inputs: 16-bit GEMM operands, float32 accumulation, the input dtype out."""
     inputs = [t.to(device, dtype) for t in random_inputs(2, 3, 8, 7, 20, 21, seed=9)]
     out = basis_filter(*inputs, 1, 'reflect', impl='fused')
     assert out.dtype == dtype

@@ -1,15 +1,19 @@
 """Compile the fused basis-filter kernels for a GPU architecture (no GPU needed) and report their resources.
 
     python tools/kernel_report.py [--arch 90] [--num-basis 90] [--channels 3] [--dtypes float32 bfloat16]
-                                  [--kernels forward backward_image backward_coeffs backward_basis] [--num-warps 4 8]
-                                  [--num-stages 1 3] [--precision ieee] [--json report.json] [--fail-on-spill]
+                                  [--kernels forward backward_image backward_coeffs backward_basis]
+                                  [--kernel-sizes 15 7 3] [--dilations 1 4] [--precision tf32x3]
+                                  [--block-p 32 64] [--num-warps 4 8] [--num-stages 1 3]
+                                  [--json report.json] [--fail-on-spill]
 
 Each Triton kernel of ``fcdfn_plugin/ops/basis_filter_triton.py`` is compiled ahead of time by
-``triton.compile`` for ``GPUTarget('cuda', ARCH, 32)`` with the block sizes the op launches it with
-(``block_meta``: BLOCK_N from N, BLOCK_C from C) and the pointer dtypes of its inputs (the atomically
-accumulated image gradient and the grad-basis partials are float32 whatever the input dtype), at
-the op's own ``LAUNCH_OPTIONS`` (warps, pipelining stages) unless ``--num-warps`` / ``--num-stages``
-list others. For each it reports:
+``triton.compile`` for ``GPUTarget('cuda', ARCH, 32)`` with the compile-time constants the op launches
+it with (``block_meta``: kernel size, dilation, BLOCK_N from N, BLOCK_C from C, tap chunk, GEMM
+precision: TF32x3 for float32 on a GPU, the input dtype for 16-bit inputs) and the pointer dtypes of its
+inputs (the atomically accumulated image gradient and the grad-basis partials are float32 whatever the
+input dtype), at every configuration of the op's ``LAUNCH_CONFIGS`` (pixel tile, warps, pipelining
+stages: each one autotuning may pick) unless ``--block-p`` / ``--num-warps`` / ``--num-stages`` list
+others. For each it reports:
 
 * registers per thread, spill stores and loads (bytes) and stack frame, from ``ptxas -v`` run on
   Triton's PTX with the flags Triton itself uses (the ptxas bundled with triton);
@@ -17,8 +21,8 @@ list others. For each it reports:
 * tensor-core instructions: ``mma`` / ``wgmma`` in the PTX, ``HMMA`` / ``HGMMA`` in the SASS (via
   cuobjdump; '-' when it is not available).
 
-Runtime int arguments are compiled as plain i32 (the JIT would also specialise a value of 1, e.g.
-dilation 1, and multiples of 16); pointers as 16-byte aligned, as torch allocations are. A markdown
+Runtime int arguments (sizes) are compiled as plain i32 (the JIT would also specialise a value of 1
+and multiples of 16); pointers as 16-byte aligned, as torch allocations are. A markdown
 table goes to stdout; ``--json`` also writes the rows. Exit status 1 when a kernel spills and
 ``--fail-on-spill`` is given.
 """
@@ -115,9 +119,10 @@ def sass_of(cubin):
         return None
 
 
-def compile_kernel(name, dtype='float32', channels=3, num_basis=90, precision='ieee', num_warps=None, arch=90,
-                   num_stages=None):
-    """Compile one kernel ahead of time for ``arch``; returns its report row (see :data:`FIELDS`)."""
+def compile_kernel(name, dtype='float32', channels=3, num_basis=90, precision='tf32x3', config=None, arch=90,
+                   kernel_size=15, dilation=1):
+    """Compile one kernel ahead of time for ``arch`` in ``config`` (BLOCK_P, num_warps, num_stages; default:
+    the op's first configuration of that launch); returns its report row (see :data:`FIELDS`)."""
     reason = unavailable_reason(arch)
     if reason is not None:
         raise CompileUnavailable(reason)
@@ -128,10 +133,10 @@ def compile_kernel(name, dtype='float32', channels=3, num_basis=90, precision='i
     kernel, flags = fused.KERNELS[name]
     if fused.interpreted():
         raise CompileUnavailable('the kernels were built by the interpreter (unset TRITON_INTERPRET)')
-    options = fused.LAUNCH_OPTIONS[name]
-    num_warps = options['num_warps'] if num_warps is None else num_warps
-    num_stages = options['num_stages'] if num_stages is None else num_stages
-    constants = dict(fused.block_meta(channels, num_basis, precision), **flags)
+    config = dict(fused.LAUNCH_CONFIGS[name][0] if config is None else config)
+    num_warps, num_stages = config.pop('num_warps'), config.pop('num_stages')
+    constants = dict(fused.block_meta(channels, num_basis, kernel_size, dilation, precision,
+                                      half=dtype != 'float32'), **flags, **config)
     signature, attrs = {}, {}
     for index, arg in enumerate(kernel.arg_names):
         if arg in constants:
@@ -144,7 +149,8 @@ def compile_kernel(name, dtype='float32', channels=3, num_basis=90, precision='i
     compiled = triton.compile(ASTSource(kernel, signature, constants, attrs), target=GPUTarget('cuda', arch, 32),
                               options=dict(num_warps=num_warps, num_stages=num_stages))
     row = dict(kernel=name, dtype=dtype, num_warps=num_warps, num_stages=num_stages, channels=channels, num_basis=num_basis,
-               precision=precision, arch=arch, **{k: v for k, v in constants.items() if k.startswith('BLOCK_')})
+               kernel_size=kernel_size, dilation=dilation, precision='16-bit' if dtype != 'float32' else precision,
+               arch=arch, **{k: v for k, v in constants.items() if k.startswith('BLOCK_')})
     row.update(ptxas_resources(compiled.asm['ptx'], arch))
     row['shared'] = int(compiled.metadata.shared)
     row.update(count_tensor_core_instructions(compiled.asm['ptx'], sass_of(compiled.asm['cubin'])))
@@ -153,16 +159,29 @@ def compile_kernel(name, dtype='float32', channels=3, num_basis=90, precision='i
 
 def markdown_table(rows):
     """The rows as a markdown table (one line per kernel and configuration)."""
-    header = ['kernel', 'dtype', 'warps', 'stages', 'blocks P/N/T/C', 'registers', 'spill stores B', 'spill loads B',
-              'stack B', 'shared B', 'mma (PTX)', 'wgmma (PTX)', 'HMMA/HGMMA (SASS)']
+    header = ['kernel', 'dtype', 'GEMM', 'K / dilation', 'warps', 'stages', 'blocks P/N/T/C', 'registers',
+              'spill stores B', 'spill loads B', 'stack B', 'shared B', 'mma (PTX)', 'wgmma (PTX)', 'HMMA/HGMMA (SASS)']
     lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     for row in rows:
         blocks = '/'.join(str(row[k]) for k in ('BLOCK_P', 'BLOCK_N', 'BLOCK_T', 'BLOCK_C'))
-        values = [row['kernel'], row['dtype'], row['num_warps'], row['num_stages'], blocks, row['registers'], row['spill_stores'],
+        values = [row['kernel'], row['dtype'], row.get('precision', '-'),
+                  f"{row.get('kernel_size', '-')} / {row.get('dilation', '-')}", row['num_warps'], row['num_stages'],
+                  blocks, row['registers'], row['spill_stores'],
                   row['spill_loads'], row['stack_frame'], row['shared'], row['mma_ptx'], row['wgmma_ptx'],
                   '-' if row['mma_sass'] is None else row['mma_sass']]
         lines.append('| ' + ' | '.join(str(v) for v in values) + ' |')
     return '\n'.join(lines)
+
+
+def configurations(name, args):
+    """The launch configurations to compile ``name`` at: the op's own (every one autotuning may pick), or
+    the product of the --block-p / --num-warps / --num-stages given (the op's first for those not given)."""
+    from fcdfn_plugin.ops.basis_filter_triton import LAUNCH_CONFIGS
+    if not (args.block_p or args.num_warps or args.num_stages):
+        return [dict(config) for config in LAUNCH_CONFIGS[name]]
+    first = LAUNCH_CONFIGS[name][0]
+    return [dict(BLOCK_P=p, num_warps=w, num_stages=s) for p in args.block_p or [first['BLOCK_P']]
+            for w in args.num_warps or [first['num_warps']] for s in args.num_stages or [first['num_stages']]]
 
 
 def main(argv=None):
@@ -174,12 +193,19 @@ def main(argv=None):
     parser.add_argument('--dtypes', nargs='+', choices=sorted(DTYPES), default=['float32'],
                         help='input dtypes (under autocast the op runs in float32; float16/bfloat16 for half inputs)')
     parser.add_argument('--kernels', nargs='+', choices=sorted(KERNELS), default=list(KERNELS))
+    parser.add_argument('--block-p', type=int, nargs='+', default=None,
+                        help="pixels per tile to compile at (default: the op's own LAUNCH_CONFIGS of each kernel)")
     parser.add_argument('--num-warps', type=int, nargs='+', default=None,
-                        help="warps to compile at (default: the op's own LAUNCH_OPTIONS of each kernel)")
+                        help="warps to compile at (default: the op's own LAUNCH_CONFIGS of each kernel)")
     parser.add_argument('--num-stages', type=int, nargs='+', default=None,
                         help="software-pipelining stages to compile at (default: the op's own of each kernel)")
-    parser.add_argument('--precision', choices=['ieee', 'tf32'], default='ieee',
-                        help="tl.dot input precision ('tf32' when torch allows TF32 matmuls)")
+    parser.add_argument('--precision', choices=['ieee', 'tf32', 'tf32x3'], default='tf32x3',
+                        help="float32 tl.dot input precision: the op's 'tf32x3' on a GPU, 'tf32' when torch "
+                             "allows TF32 matmuls, 'ieee' (plain FMA) for comparison; 16-bit inputs use their dtype")
+    parser.add_argument('--kernel-sizes', type=int, nargs='+', default=[15],
+                        help='kernel sizes K to compile for (compile-time constants; FCDFN: 15, 7, 3)')
+    parser.add_argument('--dilations', type=int, nargs='+', default=[1],
+                        help='dilations to compile for (compile-time constants; FCDFN coarse kernel: 4)')
     parser.add_argument('--json', default=None, help='also write the rows to this JSON file')
     parser.add_argument('--fail-on-spill', action='store_true', help='exit 1 when any kernel spills')
     args = parser.parse_args(argv)
@@ -189,12 +215,13 @@ def main(argv=None):
     try:
         for name in args.kernels:
             for dtype in args.dtypes:
-                for warps in args.num_warps or [None]:
-                    for stages in args.num_stages or [None]:
-                        rows.append(compile_kernel(name, dtype, args.channels, args.num_basis, args.precision, warps,
-                                                   args.arch, stages))
-                        print(f"compiled {name} {dtype} num_warps={rows[-1]['num_warps']} "
-                              f"num_stages={rows[-1]['num_stages']}", file=sys.stderr, flush=True)
+                for config in configurations(name, args):
+                    for size in args.kernel_sizes:
+                        for dilation in args.dilations:
+                            rows.append(compile_kernel(name, dtype, args.channels, args.num_basis, args.precision,
+                                                       config, args.arch, size, dilation))
+                            print(f'compiled {name} {dtype} K={size} dilation={dilation} {config}',
+                                  file=sys.stderr, flush=True)
     except CompileUnavailable as error:
         raise SystemExit(f'error: {error}')
     print(f'sm_{args.arch}, N={args.num_basis}, C={args.channels}, precision {args.precision}\n')

@@ -1,10 +1,12 @@
 """Fused Triton kernels for :func:`~fcdfn_plugin.ops.basis_filter.basis_filter` (``impl='fused'``).
 
 The per-pixel kernels ``W(r, t) = sum_i coeffs[b, i, r] * basis[b, i, t] + bias[b, 0, r]`` are built
-on chip, a tile of ``BLOCK_P`` pixels by a chunk of ``BLOCK_T`` taps at a time, with ``tl.dot``
-(coefficients (P,N) @ basis (N,T)), multiplied with the image windows and reduced over the taps;
-the K*K kernels of a pixel never reach memory. The image is padded beforehand (``pad_image``), so
-the kernels only read the padded image at ``row + dilation * ty``, ``col + dilation * tx``.
+on chip, a tile of ``BLOCK_P`` pixels (a segment of one image row, so loads run along consecutive
+pixels) by a chunk of ``BLOCK_T`` taps at a time, with ``tl.dot`` (coefficients (P,N) @ basis (N,T))
+on tensor cores, multiplied with the image windows and reduced over the taps; the K*K kernels of a
+pixel never reach memory. The image is padded beforehand (``pad_image``), so the kernels only read
+the padded image at ``row + dilation * ty``, ``col + dilation * tx``; K and the dilation are
+compile-time constants.
 
 Backward recomputes instead of storing, in two kernels (three launches):
 
@@ -17,54 +19,68 @@ Backward recomputes instead of storing, in two kernels (three launches):
   fixed, strided subset of the pixel tiles, accumulates coeffs^T @ dW in registers and writes one
   partial sum; the partials are summed by torch afterwards (deterministic).
 
+GEMM precision: float32 inputs on a GPU use TF32x3 (three TF32 tensor-core products, float32's
+accuracy; plain TF32 when torch allows it for its own matmuls), 16-bit inputs 16-bit operands, the
+CPU interpreter exact float32; accumulation is float32 throughout. Each launch has a few
+configurations (:data:`LAUNCH_CONFIGS`, none spilling for sm_90); on a GPU the fastest is picked per
+shape at the first call (:func:`_config`).
+
 Importing this module imports triton; ``basis_filter`` imports it only when ``impl='fused'`` is
 asked for, so the package works without triton. On CPU tensors the kernels only run under
 Triton's interpreter (``TRITON_INTERPRET=1`` set before triton is imported): that is what the
 tests use; it is slow and meant for checking correctness only.
 
-GPU speed and the block sizes below are unmeasured (no GPU was available when this was written);
-``tools/gpu_check.sh`` measures them. The warps per launch (:data:`LAUNCH_OPTIONS`) were chosen from
-compile reports for sm_90 (``tools/kernel_report.py``): the fewest at which no kernel spills.
+GPU speed is unmeasured (no GPU was available when this was written); ``tools/gpu_check.sh``
+measures it. The configurations were chosen from compile reports for sm_90
+(``tools/kernel_report.py``, docs/GPU_COMPILE_REPORT.md).
 """
 import contextlib
 import math
+import os
 
 import torch
 import triton
 import triton.language as tl
 from triton.runtime.interpreter import InterpretedFunction
 
-#: Pixels per tile (the M of the kernel-building GEMM; tl.dot needs >= 16).
-BLOCK_PIXELS = 32
-#: Taps per chunk (the N of the kernel-building GEMM; >= 16, masked past K*K).
+#: Taps per chunk (the N of the kernel-building GEMM; >= 16, masked past K*K; 16 when K*K <= 16).
 BLOCK_TAPS = 32
 #: About this many programs (summed over samples and tap chunks) share the grad-basis reduction;
 #: each writes one (N, BLOCK_TAPS) partial sum, so this bounds the extra memory of the partials.
 GRAD_BASIS_PROGRAMS = 1024
-#: Dtypes the kernels take (they compute in float32 and return the input dtype).
+#: Dtypes the kernels take (GEMM operands in the input dtype, everything else in float32; the output
+#: in the input dtype).
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-#: Warps and software-pipelining stages of each launch (Triton's defaults: 4 warps, 3 stages).
-#: ``tools/kernel_report.py`` compiles the kernels for sm_90 at these and reports registers and
-#: spills: at 4 warps every kernel needs more than 255 registers a thread at N=90 and spills
-#: (1.1-1.8 KB); at 8 none does, the per-pixel backward once split in two launches, and the
-#: grad-basis kernel at C=1 (the official deepFnF variant) only without pipelining its tile loop
-#: (656 B at 3 stages). See docs/GPU_COMPILE_REPORT.md.
-LAUNCH_OPTIONS = {
-    'forward': dict(num_warps=8, num_stages=3),
-    'backward_image': dict(num_warps=8, num_stages=3),
-    'backward_coeffs': dict(num_warps=8, num_stages=3),
-    'backward_basis': dict(num_warps=8, num_stages=1),
+#: The configurations of each launch: pixels per tile (``BLOCK_P``, a segment of one image row; the M
+#: of the GEMMs: Hopper's wgmma needs 64), warps and software-pipelining stages. The first is the
+#: default (CPU interpreter, ``AUTOTUNE`` off); on a GPU the fastest is picked at the first call of each
+#: shape (:func:`_config`). ``tools/kernel_report.py`` compiles every one of them for sm_90 with Triton
+#: 3.6 and 3.8: none spills, and every GEMM runs on tensor cores (wgmma) at N=90, C=3 or 1, K=3..15,
+#: float32 (TF32x3) and 16-bit. Left out because they spill: 4 warps (every kernel at 64-pixel tiles),
+#: 32-pixel tiles under TF32x3 (forward, image backward), 128-pixel tiles in the backward kernels
+#: (40-776 B with Triton 3.6). See docs/GPU_COMPILE_REPORT.md.
+LAUNCH_CONFIGS = {
+    'forward': (dict(BLOCK_P=64, num_warps=8, num_stages=3), dict(BLOCK_P=64, num_warps=8, num_stages=1),
+                dict(BLOCK_P=128, num_warps=8, num_stages=1)),
+    'backward_image': (dict(BLOCK_P=64, num_warps=8, num_stages=3), dict(BLOCK_P=64, num_warps=8, num_stages=1)),
+    'backward_coeffs': (dict(BLOCK_P=64, num_warps=8, num_stages=3), dict(BLOCK_P=64, num_warps=8, num_stages=1)),
+    'backward_basis': (dict(BLOCK_P=64, num_warps=8, num_stages=1),),
 }
+#: Pick each launch's fastest configuration on a GPU (timed once per shape); False: always the first.
+AUTOTUNE = os.environ.get('FCDFN_FUSED_AUTOTUNE', '1') != '0'
 
 
 @triton.jit
-def _tile_coords(tile, pixels, width, padded_w, BLOCK_P: tl.constexpr):
-    """Pixel indices of one tile, their mask, and their offsets into the padded image's (Hp, Wp) plane."""
-    offs_p = (tile * BLOCK_P + tl.arange(0, BLOCK_P)).to(tl.int64)
-    mask_p = offs_p < pixels
-    row = offs_p // width
-    col = offs_p % width
-    return offs_p, mask_p, row * padded_w + col
+def _tile_coords(tile, width, padded_w, BLOCK_P: tl.constexpr):
+    """Pixel indices of one tile, their mask, and their offsets into the padded image's (Hp, Wp) plane.
+
+    A tile is a segment of one image row (``BLOCK_P`` consecutive columns): its pixels, and each of its
+    taps' windows, are consecutive addresses, so loads and atomics run along pixels (coalesced), and the
+    row and column come from one scalar division per program instead of one per pixel."""
+    tiles_per_row = tl.cdiv(width, BLOCK_P)
+    row = (tile // tiles_per_row).to(tl.int64)
+    col = (tile % tiles_per_row) * BLOCK_P + tl.arange(0, BLOCK_P)
+    return row * width + col, col < width, row * padded_w + col
 
 
 @triton.jit
@@ -82,23 +98,36 @@ def _load_basis(basis_ptr, offs_n, mask_n, offs_t, mask_t, taps):
 
 
 @triton.jit
-def _window_offsets(plane_offset, offs_c, offs_t, kernel_size, dilation, padded_w, padded_plane):
+def _window_offsets(plane_offset, offs_c, offs_t, padded_w, padded_plane, KERNEL_SIZE: tl.constexpr,
+                    DILATION: tl.constexpr):
     """(P, C, T) offsets into one padded image (C,Hp,Wp) of every pixel's taps: x[c, row + d*ty, col + d*tx]."""
-    tap_offset = (offs_t // kernel_size) * dilation * padded_w + (offs_t % kernel_size) * dilation
+    tap_offset = (offs_t // KERNEL_SIZE) * DILATION * padded_w + (offs_t % KERNEL_SIZE) * DILATION
     return offs_c[None, :, None].to(tl.int64) * padded_plane + plane_offset[:, None, None] + tap_offset[None, None, :]
 
 
 @triton.jit
+def _dot(a, b, like_ptr, PRECISION: tl.constexpr, HALF_DOT: tl.constexpr):
+    """``a @ b`` accumulated in float32: operands in the inputs' 16-bit dtype (``HALF_DOT``, tensor cores),
+    else float32 operands in ``PRECISION`` ('ieee': plain FMA; 'tf32x3': three TF32 tensor-core products,
+    about float32's accuracy; 'tf32')."""
+    if HALF_DOT:
+        return tl.dot(a.to(like_ptr.dtype.element_ty), b.to(like_ptr.dtype.element_ty))
+    else:
+        return tl.dot(a, b, input_precision=PRECISION)
+
+
+@triton.jit
 def _forward_kernel(padded_ptr, coeffs_ptr, basis_ptr, bias_ptr, out_ptr,
-                    channels, num_basis, height, width, padded_h, padded_w, kernel_size, dilation,
-                    HAS_BIAS: tl.constexpr, PRECISION: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
+                    channels, num_basis, height, width, padded_h, padded_w,
+                    KERNEL_SIZE: tl.constexpr, DILATION: tl.constexpr, HAS_BIAS: tl.constexpr,
+                    PRECISION: tl.constexpr, HALF_DOT: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
                     BLOCK_T: tl.constexpr, BLOCK_C: tl.constexpr):
     tile = tl.program_id(0)
     sample = tl.program_id(1).to(tl.int64)
     pixels = height * width
-    taps = kernel_size * kernel_size
+    taps = KERNEL_SIZE * KERNEL_SIZE
     padded_plane = padded_h * padded_w
-    offs_p, mask_p, plane_offset = _tile_coords(tile, pixels, width, padded_w, BLOCK_P)
+    offs_p, mask_p, plane_offset = _tile_coords(tile, width, padded_w, BLOCK_P)
     offs_n = tl.arange(0, BLOCK_N)
     mask_n = offs_n < num_basis
     offs_c = tl.arange(0, BLOCK_C)
@@ -112,12 +141,13 @@ def _forward_kernel(padded_ptr, coeffs_ptr, basis_ptr, bias_ptr, out_ptr,
         offs_t = tap0 + tl.arange(0, BLOCK_T)
         mask_t = offs_t < taps
         basis = _load_basis(basis_ptr + sample * num_basis * taps, offs_n, mask_n, offs_t, mask_t, taps)
-        kernels = tl.dot(coeffs, basis, input_precision=PRECISION)  # (P, T), on chip only
+        kernels = _dot(coeffs, basis, coeffs_ptr, PRECISION, HALF_DOT)  # (P, T), on chip only
         if HAS_BIAS:
             kernels += bias[:, None]
         window_mask = mask_p[:, None, None] & mask_c[None, :, None] & mask_t[None, None, :]
-        windows = tl.load(image_ptr + _window_offsets(plane_offset, offs_c, offs_t, kernel_size, dilation, padded_w,
-                                                      padded_plane), mask=window_mask, other=0.0).to(tl.float32)
+        windows = tl.load(image_ptr + _window_offsets(plane_offset, offs_c, offs_t, padded_w, padded_plane,
+                                                      KERNEL_SIZE, DILATION),
+                          mask=window_mask, other=0.0).to(tl.float32)
         acc += tl.sum(windows * kernels[:, None, :], axis=2)
     out_pointers = out_ptr + sample * channels * pixels + offs_c[None, :].to(tl.int64) * pixels + offs_p[:, None]
     tl.store(out_pointers, acc.to(out_ptr.dtype.element_ty), mask=mask_p[:, None] & mask_c[None, :])
@@ -133,17 +163,18 @@ def _load_grad_out(grad_out_ptr, offs_p, mask_p, offs_c, mask_c, pixels):
 @triton.jit
 def _backward_pixels_kernel(padded_ptr, coeffs_ptr, basis_ptr, bias_ptr, grad_out_ptr,
                             grad_padded_ptr, grad_coeffs_ptr, grad_bias_ptr,
-                            channels, num_basis, height, width, padded_h, padded_w, kernel_size, dilation,
-                            HAS_BIAS: tl.constexpr, NEED_IMAGE: tl.constexpr, NEED_COEFFS: tl.constexpr,
-                            NEED_BIAS: tl.constexpr, PRECISION: tl.constexpr, BLOCK_P: tl.constexpr,
+                            channels, num_basis, height, width, padded_h, padded_w,
+                            KERNEL_SIZE: tl.constexpr, DILATION: tl.constexpr, HAS_BIAS: tl.constexpr,
+                            NEED_IMAGE: tl.constexpr, NEED_COEFFS: tl.constexpr, NEED_BIAS: tl.constexpr,
+                            PRECISION: tl.constexpr, HALF_DOT: tl.constexpr, BLOCK_P: tl.constexpr,
                             BLOCK_N: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_C: tl.constexpr):
     """One pixel tile: grad coeffs and grad bias (stored) and/or grad image (atomically scattered), as flagged."""
     tile = tl.program_id(0)
     sample = tl.program_id(1).to(tl.int64)
     pixels = height * width
-    taps = kernel_size * kernel_size
+    taps = KERNEL_SIZE * KERNEL_SIZE
     padded_plane = padded_h * padded_w
-    offs_p, mask_p, plane_offset = _tile_coords(tile, pixels, width, padded_w, BLOCK_P)
+    offs_p, mask_p, plane_offset = _tile_coords(tile, width, padded_w, BLOCK_P)
     offs_n = tl.arange(0, BLOCK_N)
     mask_n = offs_n < num_basis
     offs_c = tl.arange(0, BLOCK_C)
@@ -162,16 +193,16 @@ def _backward_pixels_kernel(padded_ptr, coeffs_ptr, basis_ptr, bias_ptr, grad_ou
         mask_t = offs_t < taps
         basis = _load_basis(basis_ptr + sample * num_basis * taps, offs_n, mask_n, offs_t, mask_t, taps)
         window_mask = mask_p[:, None, None] & mask_c[None, :, None] & mask_t[None, None, :]
-        offsets = _window_offsets(plane_offset, offs_c, offs_t, kernel_size, dilation, padded_w, padded_plane)
+        offsets = _window_offsets(plane_offset, offs_c, offs_t, padded_w, padded_plane, KERNEL_SIZE, DILATION)
         if NEED_COEFFS or NEED_BIAS:
             windows = tl.load(image_ptr + offsets, mask=window_mask, other=0.0).to(tl.float32)
             grad_kernels = tl.sum(windows * grad[:, :, None], axis=1)  # (P, T): dL/dW, zero where masked
             if NEED_COEFFS:
-                grad_coeffs += tl.dot(grad_kernels, tl.trans(basis), input_precision=PRECISION)
+                grad_coeffs += _dot(grad_kernels, tl.trans(basis), coeffs_ptr, PRECISION, HALF_DOT)
             if NEED_BIAS:
                 grad_bias += tl.sum(grad_kernels, axis=1)
         if NEED_IMAGE:
-            kernels = tl.dot(coeffs, basis, input_precision=PRECISION)  # recomputed, as in the forward
+            kernels = _dot(coeffs, basis, coeffs_ptr, PRECISION, HALF_DOT)  # recomputed, as in the forward
             if HAS_BIAS:
                 kernels += bias[:, None]
             contributions = kernels[:, None, :] * grad[:, :, None]  # (P, C, T)
@@ -186,16 +217,15 @@ def _backward_pixels_kernel(padded_ptr, coeffs_ptr, basis_ptr, bias_ptr, grad_ou
 
 @triton.jit
 def _backward_basis_kernel(padded_ptr, coeffs_ptr, grad_out_ptr, partial_ptr,
-                           channels, num_basis, height, width, padded_h, padded_w, kernel_size, dilation,
-                           num_tiles, splits,
-                           PRECISION: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
-                           BLOCK_T: tl.constexpr, BLOCK_C: tl.constexpr):
+                           channels, num_basis, height, width, padded_h, padded_w, splits, KERNEL_SIZE: tl.constexpr, DILATION: tl.constexpr,
+                           PRECISION: tl.constexpr, HALF_DOT: tl.constexpr, BLOCK_P: tl.constexpr,
+                           BLOCK_N: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_C: tl.constexpr):
     """Partial grad basis of one tap chunk over pixel tiles split, split + splits, ...: (N, T) -> partial."""
     chunk = tl.program_id(0)
     split = tl.program_id(1)
     sample = tl.program_id(2).to(tl.int64)
     pixels = height * width
-    taps = kernel_size * kernel_size
+    taps = KERNEL_SIZE * KERNEL_SIZE
     padded_plane = padded_h * padded_w
     offs_n = tl.arange(0, BLOCK_N)
     mask_n = offs_n < num_basis
@@ -205,20 +235,22 @@ def _backward_basis_kernel(padded_ptr, coeffs_ptr, grad_out_ptr, partial_ptr,
     mask_t = offs_t < taps
     image_ptr = padded_ptr + sample * channels * padded_plane
     acc = tl.zeros((BLOCK_N, BLOCK_T), dtype=tl.float32)
+    num_tiles = height * tl.cdiv(width, BLOCK_P)
     for tile in range(split, num_tiles, splits):
-        offs_p, mask_p, plane_offset = _tile_coords(tile, pixels, width, padded_w, BLOCK_P)
+        offs_p, mask_p, plane_offset = _tile_coords(tile, width, padded_w, BLOCK_P)
         grad = _load_grad_out(grad_out_ptr + sample * channels * pixels, offs_p, mask_p, offs_c, mask_c, pixels)
         coeffs = _load_coeffs(coeffs_ptr + sample * num_basis * pixels, offs_p, mask_p, offs_n, mask_n, pixels)
         window_mask = mask_p[:, None, None] & mask_c[None, :, None] & mask_t[None, None, :]
-        windows = tl.load(image_ptr + _window_offsets(plane_offset, offs_c, offs_t, kernel_size, dilation, padded_w,
-                                                      padded_plane), mask=window_mask, other=0.0).to(tl.float32)
+        windows = tl.load(image_ptr + _window_offsets(plane_offset, offs_c, offs_t, padded_w, padded_plane,
+                                                      KERNEL_SIZE, DILATION),
+                          mask=window_mask, other=0.0).to(tl.float32)
         grad_kernels = tl.sum(windows * grad[:, :, None], axis=1)  # (P, T)
-        acc += tl.dot(tl.trans(coeffs), grad_kernels, input_precision=PRECISION)  # (N, T)
+        acc += _dot(tl.trans(coeffs), grad_kernels, coeffs_ptr, PRECISION, HALF_DOT)  # (N, T)
     partial = partial_ptr + (sample * splits + split) * num_basis * taps
     tl.store(partial + offs_n[:, None] * taps + offs_t[None, :], acc, mask=mask_n[:, None] & mask_t[None, :])
 
 
-#: Each launch of the op by the names used in :data:`LAUNCH_OPTIONS`: its kernel and compile-time flags
+#: Each launch of the op by the names used in :data:`LAUNCH_CONFIGS`: its kernel and compile-time flags
 #: (besides :func:`block_meta`) when there is a bias and every gradient is wanted.
 KERNELS = {
     'forward': (_forward_kernel, dict(HAS_BIAS=True)),
@@ -236,10 +268,13 @@ def _block(size, minimum=16):
 
 
 def _precision(device):
-    """TF32 exactly when torch's own float32 matmuls use it (torch.backends.cuda.matmul.allow_tf32)."""
-    if device.type == 'cuda' and torch.backends.cuda.matmul.allow_tf32:
-        return 'tf32'
-    return 'ieee'
+    """The float32 GEMMs' precision: on a GPU always on tensor cores, TF32 when torch's own float32 matmuls
+    use it (``torch.backends.cuda.matmul.allow_tf32``), else 'tf32x3' (a split-precision product of three
+    TF32 GEMMs, close to float32; measured against the float64 reference in tests/test_ops_fused.py);
+    'ieee' (exact float32) under the interpreter."""
+    if device.type != 'cuda':
+        return 'ieee'
+    return 'tf32' if torch.backends.cuda.matmul.allow_tf32 else 'tf32x3'
 
 
 def interpreted():
@@ -302,25 +337,82 @@ def _on_device(device):
     return torch.cuda.device(device) if device.type == 'cuda' else contextlib.nullcontext()
 
 
-def block_meta(channels, num_basis, precision='ieee'):
-    """The compile-time block sizes and GEMM precision every kernel is launched with for C channels, N basis kernels."""
-    return dict(PRECISION=precision, BLOCK_P=BLOCK_PIXELS, BLOCK_N=_block(num_basis), BLOCK_T=BLOCK_TAPS,
-                BLOCK_C=_block(channels, minimum=1))
+def block_meta(channels, num_basis, kernel_size, dilation, precision='ieee', half=False):
+    """The compile-time constants every kernel is launched with for C channels, N basis kernels of K x K taps
+    at a dilation: block sizes (tap chunks of 16 for K <= 3, else 32), the GEMM precision, and whether the
+    GEMM operands are 16-bit (``half``: bfloat16/float16 inputs)."""
+    return dict(KERNEL_SIZE=kernel_size, DILATION=dilation, PRECISION=precision, HALF_DOT=half,
+                BLOCK_N=_block(num_basis),
+                BLOCK_T=min(BLOCK_TAPS, _block(kernel_size * kernel_size)), BLOCK_C=_block(channels, minimum=1))
 
 
-def _meta(padded, coeffs, basis):
-    return block_meta(padded.shape[1], basis.shape[1], _precision(padded.device)), basis.shape[-1]
+def _meta(padded, basis, dilation):
+    return block_meta(padded.shape[1], basis.shape[1], basis.shape[-1], dilation, _precision(padded.device),
+                      half=padded.dtype != torch.float32)
+
+
+#: Configurations picked by autotuning: (launch name, shapes, dtype, flags) -> index into LAUNCH_CONFIGS.
+_TUNED = {}
+
+
+def _time_ms(launch):
+    """Mean milliseconds of ``launch()`` on the current GPU (after one untimed call: compilation)."""
+    launch()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    torch.cuda.synchronize()
+    start.record()
+    for _ in range(3):
+        launch()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) / 3
+
+
+def _tunable(device):
+    """Whether launches on ``device`` can be timed (a GPU; the interpreter's CPU launches are not)."""
+    return device.type == 'cuda'
+
+
+def _config(name, key, launch, reset, device):
+    """The configuration (a dict of LAUNCH_CONFIGS[name]) to launch ``name`` with.
+
+    The first one unless autotuning applies (``AUTOTUNE``, a CUDA device, more than one configuration):
+    then each is timed once per ``key`` with ``launch(config)``, and ``reset()`` is called after every
+    trial, so a buffer that a launch accumulates into (the atomically added image gradient) starts
+    from zero again for the real launch."""
+    configs = LAUNCH_CONFIGS[name]
+    if not (AUTOTUNE and _tunable(device)) or len(configs) == 1:
+        return configs[0]
+    if (name, key) not in _TUNED:
+        times = []
+        for config in configs:
+            times.append(_time_ms(lambda: launch(config)))
+            reset()
+        _TUNED[(name, key)] = min(range(len(configs)), key=times.__getitem__)
+    return configs[_TUNED[(name, key)]]
+
+
+def _launch(name, grid, args, constants, key, device, reset=lambda: None):
+    """Launch the kernel of ``name`` (:data:`KERNELS`) on ``grid(BLOCK_P)`` in its configuration."""
+    kernel = KERNELS[name][0]
+
+    def launch(config):
+        options = dict(config)
+        block_p = options.pop('BLOCK_P')
+        kernel[grid(block_p)](*args, BLOCK_P=block_p, **options, **constants)
+
+    launch(_config(name, key, launch, reset, device))
 
 
 def _forward(padded, coeffs, basis, bias, dilation):
     batch, channels, padded_h, padded_w = padded.shape
     num_basis, height, width = coeffs.shape[1:]
-    meta, kernel_size = _meta(padded, coeffs, basis)
     out = padded.new_empty(batch, channels, height, width)
-    grid = (triton.cdiv(height * width, BLOCK_PIXELS), batch)
-    _forward_kernel[grid](padded, coeffs, basis, padded if bias is None else bias, out,
-                          channels, num_basis, height, width, padded_h, padded_w, kernel_size, dilation,
-                          HAS_BIAS=bias is not None, **LAUNCH_OPTIONS['forward'], **meta)
+    key = (tuple(padded.shape), tuple(basis.shape), padded.dtype, dilation, bias is not None)
+    _launch('forward', lambda block_p: (height * triton.cdiv(width, block_p), batch),
+            (padded, coeffs, basis, padded if bias is None else bias, out,
+             channels, num_basis, height, width, padded_h, padded_w),
+            dict(HAS_BIAS=bias is not None, **_meta(padded, basis, dilation)), key, padded.device)
     return out
 
 
@@ -329,10 +421,10 @@ def _backward(padded, coeffs, basis, bias, dilation, grad_out, needs):
     need_bias = need_bias and bias is not None
     batch, channels, padded_h, padded_w = padded.shape
     num_basis, height, width = coeffs.shape[1:]
-    meta, kernel_size = _meta(padded, coeffs, basis)
-    taps = kernel_size * kernel_size
-    num_tiles = triton.cdiv(height * width, BLOCK_PIXELS)
-    sizes = (channels, num_basis, height, width, padded_h, padded_w, kernel_size, dilation)
+    meta = _meta(padded, basis, dilation)
+    taps = basis.shape[-1] ** 2
+    sizes = (channels, num_basis, height, width, padded_h, padded_w)
+    key = (tuple(padded.shape), tuple(basis.shape), padded.dtype, dilation, bias is not None)
     grad_out = grad_out.contiguous()
     # the atomics accumulate in float32 whatever the input dtype
     grad_padded = torch.zeros(padded.shape, device=padded.device, dtype=torch.float32) if need_image else None
@@ -341,23 +433,27 @@ def _backward(padded, coeffs, basis, bias, dilation, grad_out, needs):
     # the per-pixel backward as two launches of one kernel: both halves in one spill registers on sm_90
     pixel_launches = []
     if need_image:
-        pixel_launches.append(('backward_image', dict(NEED_IMAGE=True, NEED_COEFFS=False, NEED_BIAS=False)))
+        pixel_launches.append(('backward_image', dict(NEED_IMAGE=True, NEED_COEFFS=False, NEED_BIAS=False),
+                               grad_padded.zero_))
     if need_coeffs or need_bias:
         pixel_launches.append(('backward_coeffs', dict(NEED_IMAGE=False, NEED_COEFFS=need_coeffs,
-                                                       NEED_BIAS=need_bias)))
-    for name, flags in pixel_launches:
-        _backward_pixels_kernel[(num_tiles, batch)](
-            padded, coeffs, basis, padded if bias is None else bias, grad_out,
-            padded if grad_padded is None else grad_padded, coeffs if grad_coeffs is None else grad_coeffs,
-            coeffs if grad_bias is None else grad_bias, *sizes,
-            HAS_BIAS=bias is not None, **LAUNCH_OPTIONS[name], **flags, **meta)
+                                                       NEED_BIAS=need_bias), lambda: None))
+    for name, flags, reset in pixel_launches:
+        _launch(name, lambda block_p: (height * triton.cdiv(width, block_p), batch),
+                (padded, coeffs, basis, padded if bias is None else bias, grad_out,
+                 padded if grad_padded is None else grad_padded, coeffs if grad_coeffs is None else grad_coeffs,
+                 coeffs if grad_bias is None else grad_bias, *sizes),
+                dict(HAS_BIAS=bias is not None, **flags, **meta), key + tuple(flags.values()), padded.device, reset)
     grad_basis = None
     if need_basis:
-        chunks = triton.cdiv(taps, BLOCK_TAPS)
-        splits = max(1, min(num_tiles, math.ceil(GRAD_BASIS_PROGRAMS / (batch * chunks))))
+        # one program per (tap chunk, split, sample), each over the pixel tiles split, split + splits, ...
+        # (at most as many splits as the largest tile of any configuration leaves tiles)
+        chunks = triton.cdiv(taps, meta['BLOCK_T'])
+        tiles = height * triton.cdiv(width, max(config['BLOCK_P'] for config in LAUNCH_CONFIGS['backward_basis']))
+        splits = max(1, min(tiles, math.ceil(GRAD_BASIS_PROGRAMS / (batch * chunks))))
         partial = torch.empty(batch, splits, num_basis, taps, device=padded.device, dtype=torch.float32)
-        _backward_basis_kernel[(chunks, splits, batch)](padded, coeffs, grad_out, partial, *sizes, num_tiles, splits,
-                                                        **LAUNCH_OPTIONS['backward_basis'], **meta)
+        _launch('backward_basis', lambda block_p: (chunks, splits, batch),
+                (padded, coeffs, grad_out, partial, *sizes, splits), meta, key, padded.device)
         grad_basis = partial.sum(1).view_as(basis).to(basis.dtype)
     if grad_padded is not None:
         grad_padded = grad_padded.to(padded.dtype)
