@@ -45,7 +45,8 @@ def test_markdown_table_has_a_line_per_row():
                registers=174, spill_stores=0, spill_loads=0, stack_frame=0, shared=53248, mma_ptx=0, wgmma_ptx=0,
                mma_sass=None)
     lines = report.markdown_table([row, dict(row, num_warps=4)]).splitlines()
-    assert len(lines) == 4 and lines[2].startswith('| forward | float32 | tf32x3 | 15 / 4 | 8 | 3 | 32/16/32/4 | 174 | 0 | 0 |')
+    assert len(lines) == 4
+    assert lines[2].startswith('| forward | float32 | tf32x3 | 15 / 4 | 8 | 3 | 32/16/32/4 | 174 | 0 | 0 |')
     assert lines[2].endswith('| - |')
 
 

@@ -333,7 +333,8 @@ class Runner:
                   + (f', real PSNR {record["real"][self.real_name]["psnr"]:.2f}'
                      if self.real_name in record['real'] else '')
                   + (f', last quarter {gain:+.2f} dB' if gain is not None and purpose == 'table' else '')
-                  + f' ({(time.time() - run_started) / 60:.1f} min; {(time.time() - self.started) / 60:.0f} min so far)',
+                  + f' ({(time.time() - run_started) / 60:.1f} min; '
+                    f'{(time.time() - self.started) / 60:.0f} min so far)',
                   flush=True)
         return record
 

@@ -58,7 +58,7 @@ SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 #: 3.6 and 3.8: none spills, and every GEMM runs on tensor cores (wgmma) at N=90, C=3 or 1, K=3..15,
 #: float32 (TF32x3) and 16-bit. Left out because they spill: 4 warps (every kernel at 64-pixel tiles),
 #: 32-pixel tiles under TF32x3 (forward, image backward), 128-pixel tiles in the backward kernels
-#: (40-776 B with Triton 3.6). See docs/GPU_COMPILE_REPORT.md.
+#: (40-776 B of spill stores with Triton 3.6). See docs/GPU_COMPILE_REPORT.md.
 LAUNCH_CONFIGS = {
     'forward': (dict(BLOCK_P=64, num_warps=8, num_stages=3), dict(BLOCK_P=64, num_warps=8, num_stages=1),
                 dict(BLOCK_P=128, num_warps=8, num_stages=1)),
@@ -217,7 +217,8 @@ def _backward_pixels_kernel(padded_ptr, coeffs_ptr, basis_ptr, bias_ptr, grad_ou
 
 @triton.jit
 def _backward_basis_kernel(padded_ptr, coeffs_ptr, grad_out_ptr, partial_ptr,
-                           channels, num_basis, height, width, padded_h, padded_w, splits, KERNEL_SIZE: tl.constexpr, DILATION: tl.constexpr,
+                           channels, num_basis, height, width, padded_h, padded_w, splits,
+                           KERNEL_SIZE: tl.constexpr, DILATION: tl.constexpr,
                            PRECISION: tl.constexpr, HALF_DOT: tl.constexpr, BLOCK_P: tl.constexpr,
                            BLOCK_N: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_C: tl.constexpr):
     """Partial grad basis of one tap chunk over pixel tiles split, split + splits, ...: (N, T) -> partial."""
