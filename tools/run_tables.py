@@ -165,10 +165,10 @@ def sweep_rows(records, methods, sweep_iters, crop, seed):
     for method in methods:
         if method not in TABLE1:
             continue
-        rates = sorted(set(SWEEP_RATES) | {official_rate(method)})
-        scores = {rate: records[run_name(method, seed, sweep_iters, crop, rate)]['toy']['psnr'] for rate in rates
-                  if run_name(method, seed, sweep_iters, crop, rate) in records}
-        rows.append((method, official_rate(method), scores))
+        official = official_rate(method)
+        names = {rate: run_name(method, seed, sweep_iters, crop, rate) for rate in set(SWEEP_RATES) | {official}}
+        scores = {rate: records[name]['toy']['psnr'] for rate, name in sorted(names.items()) if name in records}
+        rows.append((method, official, scores))
     return rows
 
 
@@ -431,9 +431,9 @@ def main():
     prepared = ensure_toy_dataset()
     records = load_records(args.records)
     started = time.time()
-    real_name = osp.basename(osp.normpath(args.real_test)) if args.real_test else None
     runner = Runner(out, args.records, records, prepared, args.crop, threads, args.real_test,
                     first_seed=args.seeds[0], started=started)
+    real_name = runner.real_name
 
     def run_all(jobs):
         if not jobs:

@@ -405,15 +405,25 @@ def _launch(name, grid, args, constants, key, device, reset=lambda: None):
     launch(_config(name, key, launch, reset, device))
 
 
+def _tuning_key(padded, basis, bias, dilation):
+    """What a launch's best configuration depends on: shapes, dtype, dilation, bias."""
+    return tuple(padded.shape), tuple(basis.shape), padded.dtype, dilation, bias is not None
+
+
+def _pixel_grid(height, width, batch):
+    """The grid of the per-pixel launches for a tile of ``block_p`` pixels: (row segments, samples)."""
+    return lambda block_p: (height * triton.cdiv(width, block_p), batch)
+
+
 def _forward(padded, coeffs, basis, bias, dilation):
     batch, channels, padded_h, padded_w = padded.shape
     num_basis, height, width = coeffs.shape[1:]
     out = padded.new_empty(batch, channels, height, width)
-    key = (tuple(padded.shape), tuple(basis.shape), padded.dtype, dilation, bias is not None)
-    _launch('forward', lambda block_p: (height * triton.cdiv(width, block_p), batch),
+    _launch('forward', _pixel_grid(height, width, batch),
             (padded, coeffs, basis, padded if bias is None else bias, out,
              channels, num_basis, height, width, padded_h, padded_w),
-            dict(HAS_BIAS=bias is not None, **_meta(padded, basis, dilation)), key, padded.device)
+            dict(HAS_BIAS=bias is not None, **_meta(padded, basis, dilation)),
+            _tuning_key(padded, basis, bias, dilation), padded.device)
     return out
 
 
@@ -425,7 +435,7 @@ def _backward(padded, coeffs, basis, bias, dilation, grad_out, needs):
     meta = _meta(padded, basis, dilation)
     taps = basis.shape[-1] ** 2
     sizes = (channels, num_basis, height, width, padded_h, padded_w)
-    key = (tuple(padded.shape), tuple(basis.shape), padded.dtype, dilation, bias is not None)
+    key = _tuning_key(padded, basis, bias, dilation)
     grad_out = grad_out.contiguous()
     # the atomics accumulate in float32 whatever the input dtype
     grad_padded = torch.zeros(padded.shape, device=padded.device, dtype=torch.float32) if need_image else None
@@ -440,7 +450,7 @@ def _backward(padded, coeffs, basis, bias, dilation, grad_out, needs):
         pixel_launches.append(('backward_coeffs', dict(NEED_IMAGE=False, NEED_COEFFS=need_coeffs,
                                                        NEED_BIAS=need_bias), lambda: None))
     for name, flags, reset in pixel_launches:
-        _launch(name, lambda block_p: (height * triton.cdiv(width, block_p), batch),
+        _launch(name, _pixel_grid(height, width, batch),
                 (padded, coeffs, basis, padded if bias is None else bias, grad_out,
                  padded if grad_padded is None else grad_padded, coeffs if grad_coeffs is None else grad_coeffs,
                  coeffs if grad_bias is None else grad_bias, *sizes),
