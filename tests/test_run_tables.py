@@ -111,3 +111,18 @@ def test_sweep_rows_read_the_records_of_the_first_seed():
     records.update(fake_records('djf', {1e-3: 30.0}, iters=500, seed=11))
     rows = tables.sweep_rows(records, ['djf', 'no_flash'], 500, 48, 10)
     assert rows == [('djf', 1e-4, {1e-4: 14.5, 1e-3: 19.5})]  # Table 2's variants are not swept
+
+
+def test_budget_doubling_pairs_the_same_seed_and_rate_at_both_budgets():
+    def record(psnr, real=None):
+        return {'toy': {'psnr': psnr}, 'real': {} if real is None else {'faid': {'psnr': real}}}
+
+    name = tables.run_name
+    records = {name('frl', 10, 2000, 48, 3e-4): record(20.4, 20.3), name('frl', 10, 4000, 48, 3e-4): record(20.9),
+               name('frl', 11, 2000, 48, 3e-4): record(20.3, 20.2), name('frl', 11, 4000, 48, 3e-4): record(20.35, 20.5),
+               name('frl', 12, 2000, 48, 3e-4): record(20.6),  # no run at 4000
+               name('frl', 10, 4000, 48, 1e-3): record(30.0)}  # another rate: not its pair
+    pairs = tables.budget_doubling(records, 'frl', 3e-4, 2000, 48, [10, 11, 12])
+    assert pairs == [(10, 20.4, 20.9), (11, 20.3, 20.35)]
+    # on the real set only the seeds scored there at both budgets
+    assert tables.budget_doubling(records, 'frl', 3e-4, 2000, 48, [10, 11, 12], 'faid') == [(11, 20.2, 20.5)]

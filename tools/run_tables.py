@@ -9,12 +9,17 @@ on a prepared folder of real pairs (``tools/evaluate.py``): PSNR / SSIM / LPIPS,
 
 Two phases (``--phase``, default both):
 
-* ``sweep``: each Table 1 method at every rate of :data:`SWEEP_RATES` and its official rate, for a
-  quarter of the budget (first seed), scored on the toy test set only (never on real photos). The
+* ``sweep``: each Table 1 method at every rate of :data:`SWEEP_RATES` and its official rate, for
+  ``--sweep-iters`` (first seed), scored on the toy test set only (never on real photos). The
   table uses the official rate unless a swept rate beats it by more than :data:`CONVERGED_DB`, then
   the best one (:func:`choose_rate`). Table 2's variants use FCDFN's rate.
 * ``table``: every method and seed at the full budget with the chosen rate. A run is *converged* when
   the last quarter of its schedule improved the toy PSNR by less than :data:`CONVERGED_DB`.
+
+The sweep runs ``--sweep-iters`` iterations (a quarter of the standard budget) whatever ``--iters`` is, so
+one sweep chooses the rates of every budget. The budget check: where runs at ``2 * --iters`` are recorded
+too (``--iters 4000 --seeds 10``, say), the report compares each seed's two runs; a method has converged
+at ``--iters`` when doubling its schedule gains less than :data:`CONVERGED_DB` (:func:`budget_doubling`).
 
 Every finished run leaves a record, ``<records>/<run>.json`` (default ``docs/tables_cpu/``, committed):
 its scores, validation curve, rate, wall time and a digest of its options. A run with a record is never
@@ -170,6 +175,22 @@ def sweep_rows(records, methods, sweep_iters, crop, seed):
         scores = {rate: records[name]['toy']['psnr'] for rate, name in sorted(names.items()) if name in records}
         rows.append((method, official, scores))
     return rows
+
+
+def budget_doubling(records, method, rate, iters, crop, seeds, score_set='toy'):
+    """[(seed, PSNR at ``iters``, PSNR at ``2 * iters``)] for the seeds recorded at both budgets (same rate).
+
+    The budget check: a method has converged at ``iters`` when doubling its schedule (the same recipe,
+    milestones at the same fractions) gains less than :data:`CONVERGED_DB` of toy PSNR."""
+    pairs = []
+    for seed in seeds:
+        short, long = (records.get(run_name(method, seed, n, crop, rate)) for n in (iters, 2 * iters))
+        if short is None or long is None:
+            continue
+        scores = [r['toy'] if score_set == 'toy' else r['real'].get(score_set) for r in (short, long)]
+        if all(scores):
+            pairs.append((seed, scores[0]['psnr'], scores[1]['psnr']))
+    return pairs
 
 
 #: Metrics where lower is better.
@@ -402,6 +423,9 @@ def main():
     parser.add_argument('--seeds', type=int, nargs='+', default=[10, 11, 12])
     parser.add_argument('--iters', type=int, default=BUDGET['iters'], help='iterations per table run')
     parser.add_argument('--crop', type=int, default=BUDGET['crop'], help='training crop for every method')
+    parser.add_argument('--sweep-iters', type=int, default=int(BUDGET['iters'] * SWEEP_FRACTION),
+                        help='iterations of a sweep run (its records choose the rate at every --iters; '
+                             'default: a quarter of the standard budget)')
     parser.add_argument('--methods', nargs='+', default=METHODS, choices=METHODS)
     parser.add_argument('--real-test', default=None,
                         help='prepared folder of real pairs (lq/, flash/, gt/) to score every table run on as well')
@@ -422,7 +446,7 @@ def main():
     from fcdfn_plugin.utils.pipeline import ensure_toy_dataset
     from fcdfn_plugin.utils.report import comparison_grid, markdown_table, read_image_bgr8
 
-    sweep_iters = int(args.iters * SWEEP_FRACTION)
+    sweep_iters = args.sweep_iters
     threads = args.threads or (1 if args.jobs > 1 else (os.cpu_count() or 1))
     out = osp.abspath(args.out)
     os.makedirs(out, exist_ok=True)
@@ -533,6 +557,25 @@ def main():
                                          [[f'{labels[b][0]} > {labels[w][0]}']
                                           + [f'{verdicts[metric][1]:+.3f} {verdicts[metric][0]}' for metric in METRICS]
                                           for b, w, verdicts in rows]))
+    doubling_rows, doubling = [], {}
+    for method in args.methods:
+        rate = chosen[method][0]
+        pairs = {s: budget_doubling(records, method, rate, args.iters, args.crop, args.seeds, s) for s in sets}
+        if rate is None or not pairs['toy']:
+            continue
+        gains = {s: float(np.mean([b - a for _, a, b in p])) for s, p in pairs.items() if p}
+        verdict = 'converged' if gains['toy'] < CONVERGED_DB else 'not converged'
+        doubling[method] = {'seeds': [seed for seed, _, _ in pairs['toy']], 'gain_db': gains, 'verdict': verdict}
+        doubling_rows.append([({**TABLE1, **TABLE2})[method][0], ' '.join(str(seed) for seed, _, _ in pairs['toy']),
+                              ' '.join(f'{a:.2f}' for _, a, _ in pairs['toy']),
+                              ' '.join(f'{b:.2f}' for _, _, b in pairs['toy'])]
+                             + [f'{gains[s]:+.2f}' if s in gains else '' for s in sets] + [verdict])
+    if doubling_rows:
+        text.append(f'\n### Budget check: {args.iters} vs {2 * args.iters} iterations\n\n'
+                    f'The same recipe, rate and seed at twice the budget (milestones at the same fractions). '
+                    f'Converged at {args.iters}: doubling gains < {CONVERGED_DB} dB toy PSNR.\n\n'
+                    + markdown_table(['method', 'seeds', f'toy PSNR at {args.iters}', f'at {2 * args.iters}']
+                                     + [f'gain, {s} (dB)' for s in sets] + ['verdict'], doubling_rows))
     sweep = sweep_rows(records, args.methods, sweep_iters, args.crop, args.seeds[0])
     if sweep:
         rates = sorted({rate for _, _, scores in sweep for rate in scores})
@@ -552,7 +595,7 @@ def main():
         json.dump({'iters': args.iters, 'crop': args.crop, 'seeds': args.seeds, 'sweep_iters': sweep_iters,
                    'real_test': args.real_test, 'complexity': size, 'references': refs,
                    'rates': {m: {'rate': r, 'why': why} for m, (r, why) in chosen.items()},
-                   'orderings': orderings,
+                   'orderings': orderings, 'budget_doubling': doubling,
                    'results': {m: {s: {'mean_std': v[0], 'runs': v[1]} for s, v in summary[m].items()}
                                for m in summary}}, handle, indent=1)
     print(''.join(text), flush=True)
