@@ -117,6 +117,13 @@ def _dot(a, b, like_ptr, PRECISION: tl.constexpr, HALF_DOT: tl.constexpr):
 
 
 @triton.jit
+def _lanes(start, count, BLOCK: tl.constexpr):
+    """Offsets start .. start + BLOCK - 1 along one axis and the mask of those below ``count``."""
+    offs = start + tl.arange(0, BLOCK)
+    return offs, offs < count
+
+
+@triton.jit
 def _forward_kernel(padded_ptr, coeffs_ptr, basis_ptr, bias_ptr, out_ptr,
                     channels, num_basis, height, width, padded_h, padded_w,
                     KERNEL_SIZE: tl.constexpr, DILATION: tl.constexpr, HAS_BIAS: tl.constexpr,
@@ -128,18 +135,15 @@ def _forward_kernel(padded_ptr, coeffs_ptr, basis_ptr, bias_ptr, out_ptr,
     taps = KERNEL_SIZE * KERNEL_SIZE
     padded_plane = padded_h * padded_w
     offs_p, mask_p, plane_offset = _tile_coords(tile, width, padded_w, BLOCK_P)
-    offs_n = tl.arange(0, BLOCK_N)
-    mask_n = offs_n < num_basis
-    offs_c = tl.arange(0, BLOCK_C)
-    mask_c = offs_c < channels
+    offs_n, mask_n = _lanes(0, num_basis, BLOCK_N)
+    offs_c, mask_c = _lanes(0, channels, BLOCK_C)
     coeffs = _load_coeffs(coeffs_ptr + sample * num_basis * pixels, offs_p, mask_p, offs_n, mask_n, pixels)
     if HAS_BIAS:
         bias = tl.load(bias_ptr + sample * pixels + offs_p, mask=mask_p, other=0.0).to(tl.float32)
     image_ptr = padded_ptr + sample * channels * padded_plane
     acc = tl.zeros((BLOCK_P, BLOCK_C), dtype=tl.float32)
     for tap0 in range(0, taps, BLOCK_T):
-        offs_t = tap0 + tl.arange(0, BLOCK_T)
-        mask_t = offs_t < taps
+        offs_t, mask_t = _lanes(tap0, taps, BLOCK_T)
         basis = _load_basis(basis_ptr + sample * num_basis * taps, offs_n, mask_n, offs_t, mask_t, taps)
         kernels = _dot(coeffs, basis, coeffs_ptr, PRECISION, HALF_DOT)  # (P, T), on chip only
         if HAS_BIAS:
@@ -175,10 +179,8 @@ def _backward_pixels_kernel(padded_ptr, coeffs_ptr, basis_ptr, bias_ptr, grad_ou
     taps = KERNEL_SIZE * KERNEL_SIZE
     padded_plane = padded_h * padded_w
     offs_p, mask_p, plane_offset = _tile_coords(tile, width, padded_w, BLOCK_P)
-    offs_n = tl.arange(0, BLOCK_N)
-    mask_n = offs_n < num_basis
-    offs_c = tl.arange(0, BLOCK_C)
-    mask_c = offs_c < channels
+    offs_n, mask_n = _lanes(0, num_basis, BLOCK_N)
+    offs_c, mask_c = _lanes(0, channels, BLOCK_C)
     grad = _load_grad_out(grad_out_ptr + sample * channels * pixels, offs_p, mask_p, offs_c, mask_c, pixels)  # (P,C)
     if NEED_IMAGE:
         coeffs = _load_coeffs(coeffs_ptr + sample * num_basis * pixels, offs_p, mask_p, offs_n, mask_n, pixels)
@@ -189,8 +191,7 @@ def _backward_pixels_kernel(padded_ptr, coeffs_ptr, basis_ptr, bias_ptr, grad_ou
     grad_coeffs = tl.zeros((BLOCK_P, BLOCK_N), dtype=tl.float32)
     grad_bias = tl.zeros((BLOCK_P,), dtype=tl.float32)
     for tap0 in range(0, taps, BLOCK_T):
-        offs_t = tap0 + tl.arange(0, BLOCK_T)
-        mask_t = offs_t < taps
+        offs_t, mask_t = _lanes(tap0, taps, BLOCK_T)
         basis = _load_basis(basis_ptr + sample * num_basis * taps, offs_n, mask_n, offs_t, mask_t, taps)
         window_mask = mask_p[:, None, None] & mask_c[None, :, None] & mask_t[None, None, :]
         offsets = _window_offsets(plane_offset, offs_c, offs_t, padded_w, padded_plane, KERNEL_SIZE, DILATION)
@@ -228,12 +229,9 @@ def _backward_basis_kernel(padded_ptr, coeffs_ptr, grad_out_ptr, partial_ptr,
     pixels = height * width
     taps = KERNEL_SIZE * KERNEL_SIZE
     padded_plane = padded_h * padded_w
-    offs_n = tl.arange(0, BLOCK_N)
-    mask_n = offs_n < num_basis
-    offs_c = tl.arange(0, BLOCK_C)
-    mask_c = offs_c < channels
-    offs_t = chunk * BLOCK_T + tl.arange(0, BLOCK_T)
-    mask_t = offs_t < taps
+    offs_n, mask_n = _lanes(0, num_basis, BLOCK_N)
+    offs_c, mask_c = _lanes(0, channels, BLOCK_C)
+    offs_t, mask_t = _lanes(chunk * BLOCK_T, taps, BLOCK_T)
     image_ptr = padded_ptr + sample * channels * padded_plane
     acc = tl.zeros((BLOCK_N, BLOCK_T), dtype=tl.float32)
     num_tiles = height * tl.cdiv(width, BLOCK_P)
