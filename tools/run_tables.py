@@ -82,6 +82,8 @@ TABLE2 = {
                  (23.83, 0.6478, 0.3581)),
 }
 METHODS = list(TABLE1) + [m for m in TABLE2 if m not in TABLE1]
+#: Each method's name in figures (Table 2's for FCDFN).
+LABELS = {**{m: v[0] for m, v in TABLE1.items()}, **{m: v[0] for m, v in TABLE2.items()}}
 METRICS = ('psnr', 'ssim', 'lpips')
 #: The budget of every run of the tables (batch 8, the presets'); the sweep runs a quarter of it.
 BUDGET = {'iters': 2000, 'crop': 48}
@@ -316,6 +318,29 @@ def plot_curves(records_by_method, labels, out_path):
     fig.savefig(out_path, dpi=100)
     plt.close(fig)
 
+
+
+def plot_budget_check(curves, labels, iters, out_path):
+    """Toy validation PSNR over the run at ``iters`` and at twice that, per method (the budget check).
+
+    ``curves`` maps method -> [(seed, curve at iters, curve at 2 * iters)]; one panel per method."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(3.2 * len(curves), 3.2), squeeze=False, sharey=True)
+    for ax, (method, runs) in zip(axes[0], curves.items()):
+        for seed, short, long in runs:
+            ax.plot(short['iter'], short['psnr'], marker='o', markersize=3, label=f'{iters} it, seed {seed}')
+            ax.plot(long['iter'], long['psnr'], marker='o', markersize=3, linestyle='--',
+                    label=f'{2 * iters} it, seed {seed}')
+        ax.set_title(labels[method], fontsize=9)
+        ax.set_xlabel('iteration')
+        ax.legend(fontsize=6)
+    axes[0][0].set_ylabel('toy test PSNR (dB)')
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=100)
+    plt.close(fig)
 
 class Runner:
     """Trains (unless recorded), scores and records the runs of the tables; safe to call from threads."""
@@ -557,16 +582,20 @@ def main():
                                          [[f'{labels[b][0]} > {labels[w][0]}']
                                           + [f'{verdicts[metric][1]:+.3f} {verdicts[metric][0]}' for metric in METRICS]
                                           for b, w, verdicts in rows]))
-    doubling_rows, doubling = [], {}
+    doubling_rows, doubling, doubling_curves = [], {}, {}
     for method in args.methods:
         rate = chosen[method][0]
+        if rate is None:
+            continue
         pairs = {s: budget_doubling(records, method, rate, args.iters, args.crop, args.seeds, s) for s in sets}
-        if rate is None or not pairs['toy']:
+        if not pairs['toy']:
             continue
         gains = {s: float(np.mean([b - a for _, a, b in p])) for s, p in pairs.items() if p}
         verdict = 'converged' if gains['toy'] < CONVERGED_DB else 'not converged'
         doubling[method] = {'seeds': [seed for seed, _, _ in pairs['toy']], 'gain_db': gains, 'verdict': verdict}
-        doubling_rows.append([({**TABLE1, **TABLE2})[method][0], ' '.join(str(seed) for seed, _, _ in pairs['toy']),
+        doubling_curves[method] = [(seed, *(records[run_name(method, seed, n, args.crop, rate)]['curve']
+                                            for n in (args.iters, 2 * args.iters))) for seed, _, _ in pairs['toy']]
+        doubling_rows.append([LABELS[method], ' '.join(str(seed) for seed, _, _ in pairs['toy']),
                               ' '.join(f'{a:.2f}' for _, a, _ in pairs['toy']),
                               ' '.join(f'{b:.2f}' for _, _, b in pairs['toy'])]
                              + [f'{gains[s]:+.2f}' if s in gains else '' for s in sets] + [verdict])
@@ -575,7 +604,7 @@ def main():
                     f'The same recipe, rate and seed at twice the budget (milestones at the same fractions). '
                     f'Converged at {args.iters}: doubling gains < {CONVERGED_DB} dB toy PSNR.\n\n'
                     + markdown_table(['method', 'seeds', f'toy PSNR at {args.iters}', f'at {2 * args.iters}']
-                                     + [f'gain, {s} (dB)' for s in sets] + ['verdict'], doubling_rows))
+                                     + [f'gain, {"toy" if s == "toy" else "real"} (dB)' for s in sets] + ['verdict'], doubling_rows))
     sweep = sweep_rows(records, args.methods, sweep_iters, args.crop, args.seeds[0])
     if sweep:
         rates = sorted({rate for _, _, scores in sweep for rate in scores})
@@ -600,9 +629,11 @@ def main():
                                for m in summary}}, handle, indent=1)
     print(''.join(text), flush=True)
     if table_runs:
-        plot_curves(table_runs, {**{m: v[0] for m, v in TABLE1.items()}, **{m: v[0] for m, v in TABLE2.items()}},
-                    osp.join(out, 'validation_curves.png'))
+        plot_curves(table_runs, LABELS, osp.join(out, 'validation_curves.png'))
         print(f'Validation curves: {osp.join(out, "validation_curves.png")}', flush=True)
+    if doubling_curves:
+        plot_budget_check(doubling_curves, LABELS, args.iters, osp.join(out, 'budget_check.png'))
+        print(f'Budget check: {osp.join(out, "budget_check.png")}', flush=True)
 
     seed = args.seeds[0]
     test_dir = osp.join(prepared, 'test')
