@@ -119,7 +119,8 @@ def test_budget_doubling_pairs_the_same_seed_and_rate_at_both_budgets():
 
     name = tables.run_name
     records = {name('frl', 10, 2000, 48, 3e-4): record(20.4, 20.3), name('frl', 10, 4000, 48, 3e-4): record(20.9),
-               name('frl', 11, 2000, 48, 3e-4): record(20.3, 20.2), name('frl', 11, 4000, 48, 3e-4): record(20.35, 20.5),
+               name('frl', 11, 2000, 48, 3e-4): record(20.3, 20.2),
+               name('frl', 11, 4000, 48, 3e-4): record(20.35, 20.5),
                name('frl', 12, 2000, 48, 3e-4): record(20.6),  # no run at 4000
                name('frl', 10, 4000, 48, 1e-3): record(30.0)}  # another rate: not its pair
     pairs = tables.budget_doubling(records, 'frl', 3e-4, 2000, 48, [10, 11, 12])

@@ -162,7 +162,8 @@ def choose_rate(method, records, sweep_iters, crop, seed):
         scores[rate] = record['toy']['psnr']
     best = max(scores, key=scores.get)
     if scores[best] - scores[official] > CONVERGED_DB:
-        return best, f'sweep: {best:g} ({scores[best]:.2f} dB) beats the official {official:g} ({scores[official]:.2f} dB)'
+        return best, (f'sweep: {best:g} ({scores[best]:.2f} dB) beats the official {official:g} '
+                      f'({scores[official]:.2f} dB)')
     return official, f'official rate ({scores[official]:.2f} dB; best swept {best:g}: {scores[best]:.2f} dB)'
 
 
@@ -604,7 +605,8 @@ def main():
                     f'The same recipe, rate and seed at twice the budget (milestones at the same fractions). '
                     f'Converged at {args.iters}: doubling gains < {CONVERGED_DB} dB toy PSNR.\n\n'
                     + markdown_table(['method', 'seeds', f'toy PSNR at {args.iters}', f'at {2 * args.iters}']
-                                     + [f'gain, {"toy" if s == "toy" else "real"} (dB)' for s in sets] + ['verdict'], doubling_rows))
+                                     + [f'gain, {"toy" if s == "toy" else "real"} (dB)' for s in sets] + ['verdict'],
+                                     doubling_rows))
     sweep = sweep_rows(records, args.methods, sweep_iters, args.crop, args.seeds[0])
     if sweep:
         rates = sorted({rate for _, _, scores in sweep for rate in scores})
