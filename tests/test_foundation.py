@@ -20,12 +20,18 @@ def test_basicsr_imports_after_plugin():
     assert callable(degradations.rgb_to_grayscale)
 
 
-def test_plugin_imports_fast_in_fresh_interpreter(repo_root):
-    code = ('import time; t = time.perf_counter(); import fcdfn_plugin, basicsr; '
-            'print(time.perf_counter() - t)')
+#: Modules the plugin's import must not pull in (plotting, the LPIPS network, the GPU kernel and the C++
+#: build are loaded where they are used): a property, not a timing (a timed bound fails on a loaded machine).
+DEFERRED = ('matplotlib', 'lpips', 'fcdfn_plugin.ops.basis_filter_triton', 'fcdfn_plugin.ops.basis_filter_native',
+            'torch.utils.cpp_extension')
+
+
+def test_plugin_import_defers_the_heavy_parts(repo_root):
+    code = ('import sys; import fcdfn_plugin, basicsr; '
+            f'print(",".join(m for m in {DEFERRED!r} if m in sys.modules))')
     result = _run([sys.executable, '-c', code], cwd=repo_root)
     assert result.returncode == 0, result.stderr
-    assert float(result.stdout.strip().splitlines()[-1]) < 10.0
+    assert result.stdout.strip().splitlines()[-1:] in ([], ['']), f'imported by the plugin: {result.stdout}'
 
 
 def test_tools_help(repo_root):
