@@ -329,8 +329,12 @@ def plot_budget_check(curves, labels, iters, out_path):
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(curves), figsize=(3.2 * len(curves), 3.2), squeeze=False, sharey=True)
-    for ax, (method, runs) in zip(axes[0], curves.items()):
+    columns = min(3, len(curves))
+    rows = -(-len(curves) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 3.2 * rows), squeeze=False, sharey=True)
+    for ax in axes.flat[len(curves):]:
+        ax.set_visible(False)
+    for ax, (method, runs) in zip(axes.flat, curves.items()):
         for seed, short, long in runs:
             ax.plot(short['iter'], short['psnr'], marker='o', markersize=3, label=f'{iters} it, seed {seed}')
             ax.plot(long['iter'], long['psnr'], marker='o', markersize=3, linestyle='--',
@@ -338,7 +342,8 @@ def plot_budget_check(curves, labels, iters, out_path):
         ax.set_title(labels[method], fontsize=9)
         ax.set_xlabel('iteration')
         ax.legend(fontsize=6)
-    axes[0][0].set_ylabel('toy test PSNR (dB)')
+    for ax in axes[:, 0]:
+        ax.set_ylabel('toy test PSNR (dB)')
     fig.tight_layout()
     fig.savefig(out_path, dpi=100)
     plt.close(fig)
