@@ -180,6 +180,17 @@ def sweep_rows(records, methods, sweep_iters, crop, seed):
     return rows
 
 
+def record_scores(record, score_set):
+    """A record's mean scores on ``score_set`` ('toy' or a real test folder's name), or None if not scored there."""
+    return record['toy'] if score_set == 'toy' else record['real'].get(score_set)
+
+
+def budget_pair(records, method, rate, iters, crop, seed):
+    """The records of one seed's runs at ``iters`` and at ``2 * iters`` (same rate), or None if either is missing."""
+    short, long = (records.get(run_name(method, seed, n, crop, rate)) for n in (iters, 2 * iters))
+    return None if short is None or long is None else (short, long)
+
+
 def budget_doubling(records, method, rate, iters, crop, seeds, score_set='toy'):
     """[(seed, PSNR at ``iters``, PSNR at ``2 * iters``)] for the seeds recorded at both budgets (same rate).
 
@@ -187,12 +198,12 @@ def budget_doubling(records, method, rate, iters, crop, seeds, score_set='toy'):
     milestones at the same fractions) gains less than :data:`CONVERGED_DB` of toy PSNR."""
     pairs = []
     for seed in seeds:
-        short, long = (records.get(run_name(method, seed, n, crop, rate)) for n in (iters, 2 * iters))
-        if short is None or long is None:
+        runs = budget_pair(records, method, rate, iters, crop, seed)
+        if runs is None:
             continue
-        scores = [r['toy'] if score_set == 'toy' else r['real'].get(score_set) for r in (short, long)]
-        if all(scores):
-            pairs.append((seed, scores[0]['psnr'], scores[1]['psnr']))
+        short, long = (record_scores(r, score_set) for r in runs)
+        if short and long:
+            pairs.append((seed, short['psnr'], long['psnr']))
     return pairs
 
 
@@ -320,7 +331,6 @@ def plot_curves(records_by_method, labels, out_path):
     plt.close(fig)
 
 
-
 def plot_budget_check(curves, labels, iters, out_path):
     """Toy validation PSNR over the run at ``iters`` and at twice that, per method (the budget check).
 
@@ -347,6 +357,7 @@ def plot_budget_check(curves, labels, iters, out_path):
     fig.tight_layout()
     fig.savefig(out_path, dpi=100)
     plt.close(fig)
+
 
 class Runner:
     """Trains (unless recorded), scores and records the runs of the tables; safe to call from threads."""
@@ -534,7 +545,7 @@ def main():
     for method, runs in table_runs.items():
         summary[method] = {}
         for s in sets:
-            scored = [r['toy'] if s == 'toy' else r['real'].get(s) for r in runs]
+            scored = [record_scores(r, s) for r in runs]
             scored = [x for x in scored if x]
             if scored:
                 summary[method][s] = ({m: mean_std([x[m] for x in scored]) for m in METRICS}, len(scored))
@@ -599,8 +610,10 @@ def main():
         gains = {s: float(np.mean([b - a for _, a, b in p])) for s, p in pairs.items() if p}
         verdict = 'converged' if gains['toy'] < CONVERGED_DB else 'not converged'
         doubling[method] = {'seeds': [seed for seed, _, _ in pairs['toy']], 'gain_db': gains, 'verdict': verdict}
-        doubling_curves[method] = [(seed, *(records[run_name(method, seed, n, args.crop, rate)]['curve']
-                                            for n in (args.iters, 2 * args.iters))) for seed, _, _ in pairs['toy']]
+        doubling_curves[method] = []
+        for seed, _, _ in pairs['toy']:
+            short, long = budget_pair(records, method, rate, args.iters, args.crop, seed)
+            doubling_curves[method].append((seed, short['curve'], long['curve']))
         doubling_rows.append([LABELS[method], ' '.join(str(seed) for seed, _, _ in pairs['toy']),
                               ' '.join(f'{a:.2f}' for _, a, _ in pairs['toy']),
                               ' '.join(f'{b:.2f}' for _, _, b in pairs['toy'])]
