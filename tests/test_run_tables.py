@@ -127,3 +127,13 @@ def test_budget_doubling_pairs_the_same_seed_and_rate_at_both_budgets():
     assert pairs == [(10, 20.4, 20.9), (11, 20.3, 20.35)]
     # on the real set only the seeds scored there at both budgets
     assert tables.budget_doubling(records, 'frl', 3e-4, 2000, 48, [10, 11, 12], 'faid') == [(11, 20.2, 20.5)]
+
+
+def test_budget_ladder_climbs_while_some_seed_has_the_doubled_run():
+    name = tables.run_name
+    records = {name('lsd2', seed, iters, 48, 1e-4): {} for seed, iters in
+               ((10, 2000), (10, 4000), (10, 8000), (11, 2000), (11, 4000), (10, 32000))}
+    records[name('lsd2', 10, 16000, 48, 3e-4)] = {}  # another rate does not extend the ladder
+    assert tables.budget_ladder(records, 'lsd2', 1e-4, 2000, 48, [10, 11]) == [2000, 4000, 8000]
+    assert tables.budget_ladder(records, 'lsd2', 1e-4, 4000, 48, [11]) == []  # seed 11 stops at 4000
+    assert tables.budget_ladder(records, 'lsd2', 1e-4, 1000, 48, [10, 11]) == []

@@ -20,6 +20,7 @@ The sweep runs ``--sweep-iters`` iterations (a quarter of the standard budget) w
 one sweep chooses the rates of every budget. The budget check: where runs at ``2 * --iters`` are recorded
 too (``--iters 4000 --seeds 10``, say), the report compares each seed's two runs; a method has converged
 at ``--iters`` when doubling its schedule gains less than :data:`CONVERGED_DB` (:func:`budget_doubling`).
+Runs at ``4 * --iters``, ``8 * --iters``, ... extend the check one doubling each (:func:`budget_ladder`).
 
 Every finished run leaves a record, ``<records>/<run>.json`` (default ``docs/tables_cpu/``, committed):
 its scores, validation curve, rate, wall time and a digest of its options. A run with a record is never
@@ -207,6 +208,15 @@ def budget_doubling(records, method, rate, iters, crop, seeds, score_set='toy'):
     return pairs
 
 
+def budget_ladder(records, method, rate, iters, crop, seeds):
+    """The budgets ``iters``, ``2 * iters``, ``4 * iters``, ... as far as some seed has been run at each
+    doubling (same rate); [] when no seed has been run at ``2 * iters``. Each step is one budget check."""
+    budgets = [iters]
+    while any(budget_pair(records, method, rate, budgets[-1], crop, seed) for seed in seeds):
+        budgets.append(2 * budgets[-1])
+    return budgets if len(budgets) > 1 else []
+
+
 #: Metrics where lower is better.
 LOWER_IS_BETTER = ('lpips',)
 
@@ -331,10 +341,10 @@ def plot_curves(records_by_method, labels, out_path):
     plt.close(fig)
 
 
-def plot_budget_check(curves, labels, iters, out_path):
-    """Toy validation PSNR over the run at ``iters`` and at twice that, per method (the budget check).
+def plot_budget_check(curves, labels, out_path):
+    """Toy validation PSNR over the run at each budget of the ladder, per method (the budget check).
 
-    ``curves`` maps method -> [(seed, curve at iters, curve at 2 * iters)]; one panel per method."""
+    ``curves`` maps method -> [(seed, iters, curve)]; one panel per method, one line per run."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -344,11 +354,12 @@ def plot_budget_check(curves, labels, iters, out_path):
     fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 3.2 * rows), squeeze=False, sharey=True)
     for ax in axes.flat[len(curves):]:
         ax.set_visible(False)
+    styles = ('-', '--', ':', '-.')
     for ax, (method, runs) in zip(axes.flat, curves.items()):
-        for seed, short, long in runs:
-            ax.plot(short['iter'], short['psnr'], marker='o', markersize=3, label=f'{iters} it, seed {seed}')
-            ax.plot(long['iter'], long['psnr'], marker='o', markersize=3, linestyle='--',
-                    label=f'{2 * iters} it, seed {seed}')
+        budgets = sorted({iters for _, iters, _ in runs})
+        for seed, iters, curve in runs:
+            ax.plot(curve['iter'], curve['psnr'], marker='o', markersize=3,
+                    linestyle=styles[budgets.index(iters) % len(styles)], label=f'{iters} it, seed {seed}')
         ax.set_title(labels[method], fontsize=9)
         ax.set_xlabel('iteration')
         ax.legend(fontsize=6)
@@ -602,27 +613,33 @@ def main():
     doubling_rows, doubling, doubling_curves = [], {}, {}
     for method in args.methods:
         rate = chosen[method][0]
-        if rate is None:
+        ladder = [] if rate is None else budget_ladder(records, method, rate, args.iters, args.crop, args.seeds)
+        if not ladder:
             continue
-        pairs = {s: budget_doubling(records, method, rate, args.iters, args.crop, args.seeds, s) for s in sets}
-        if not pairs['toy']:
-            continue
-        gains = {s: float(np.mean([b - a for _, a, b in p])) for s, p in pairs.items() if p}
-        verdict = 'converged' if gains['toy'] < CONVERGED_DB else 'not converged'
-        doubling[method] = {'seeds': [seed for seed, _, _ in pairs['toy']], 'gain_db': gains, 'verdict': verdict}
-        doubling_curves[method] = []
-        for seed, _, _ in pairs['toy']:
-            short, long = budget_pair(records, method, rate, args.iters, args.crop, seed)
-            doubling_curves[method].append((seed, short['curve'], long['curve']))
-        doubling_rows.append([LABELS[method], ' '.join(str(seed) for seed, _, _ in pairs['toy']),
-                              ' '.join(f'{a:.2f}' for _, a, _ in pairs['toy']),
-                              ' '.join(f'{b:.2f}' for _, _, b in pairs['toy'])]
-                             + [f'{gains[s]:+.2f}' if s in gains else '' for s in sets] + [verdict])
+        doubling[method], curves = [], {}
+        for iters in ladder[:-1]:
+            pairs = {s: budget_doubling(records, method, rate, iters, args.crop, args.seeds, s) for s in sets}
+            if not pairs['toy']:
+                continue
+            gains = {s: float(np.mean([b - a for _, a, b in p])) for s, p in pairs.items() if p}
+            verdict = 'converged' if gains['toy'] < CONVERGED_DB else 'not converged'
+            doubling[method].append({'iters': iters, 'seeds': [seed for seed, _, _ in pairs['toy']],
+                                     'gain_db': gains, 'verdict': verdict})
+            for seed, _, _ in pairs['toy']:
+                for n, record in zip((iters, 2 * iters), budget_pair(records, method, rate, iters, args.crop, seed)):
+                    curves[seed, n] = record['curve']
+            doubling_rows.append([LABELS[method], f'{iters} -> {2 * iters}',
+                                  ' '.join(str(seed) for seed, _, _ in pairs['toy']),
+                                  ' '.join(f'{a:.2f}' for _, a, _ in pairs['toy']),
+                                  ' '.join(f'{b:.2f}' for _, _, b in pairs['toy'])]
+                                 + [f'{gains[s]:+.2f}' if s in gains else '' for s in sets] + [verdict])
+        if curves:
+            doubling_curves[method] = [(seed, n, curve) for (seed, n), curve in sorted(curves.items())]
     if doubling_rows:
-        text.append(f'\n### Budget check: {args.iters} vs {2 * args.iters} iterations\n\n'
+        text.append(f'\n### Budget check: each budget from {args.iters} iterations against twice that\n\n'
                     f'The same recipe, rate and seed at twice the budget (milestones at the same fractions). '
-                    f'Converged at {args.iters}: doubling gains < {CONVERGED_DB} dB toy PSNR.\n\n'
-                    + markdown_table(['method', 'seeds', f'toy PSNR at {args.iters}', f'at {2 * args.iters}']
+                    f'Converged at a budget: doubling it gains < {CONVERGED_DB} dB toy PSNR.\n\n'
+                    + markdown_table(['method', 'iterations', 'seeds', 'toy PSNR before', 'after']
                                      + [f'gain, {"toy" if s == "toy" else "real"} (dB)' for s in sets] + ['verdict'],
                                      doubling_rows))
     sweep = sweep_rows(records, args.methods, sweep_iters, args.crop, args.seeds[0])
@@ -652,7 +669,7 @@ def main():
         plot_curves(table_runs, LABELS, osp.join(out, 'validation_curves.png'))
         print(f'Validation curves: {osp.join(out, "validation_curves.png")}', flush=True)
     if doubling_curves:
-        plot_budget_check(doubling_curves, LABELS, args.iters, osp.join(out, 'budget_check.png'))
+        plot_budget_check(doubling_curves, LABELS, osp.join(out, 'budget_check.png'))
         print(f'Budget check: {osp.join(out, "budget_check.png")}', flush=True)
 
     seed = args.seeds[0]
