@@ -137,3 +137,34 @@ def test_budget_ladder_climbs_while_some_seed_has_the_doubled_run():
     assert tables.budget_ladder(records, 'lsd2', 1e-4, 2000, 48, [10, 11]) == [2000, 4000, 8000]
     assert tables.budget_ladder(records, 'lsd2', 1e-4, 4000, 48, [11]) == []  # seed 11 stops at 4000
     assert tables.budget_ladder(records, 'lsd2', 1e-4, 1000, 48, [10, 11]) == []
+
+
+def test_training_minutes_groups_by_purpose_and_budget():
+    def record(method, purpose, iters, minutes, crop=48):
+        return {'method': method, 'purpose': purpose, 'iters': iters, 'train_minutes': minutes, 'crop': crop}
+
+    records = dict(enumerate([record('frl', 'table', 2000, 20.0), record('frl', 'table', 2000, 19.0),
+                              record('djf', 'table', 2000, 6.0), record('djf', 'sweep', 500, 2.0),
+                              record('djf', 'table', 4000, 11.0), record('djf', 'table', 2000, 99.0, crop=96)]))
+    summary = tables.training_minutes(records, 48)
+    assert list(summary) == [('sweep', 500), ('table', 2000), ('table', 4000)]
+    count, total, per_method = summary['table', 2000]
+    assert (count, total) == (3, 45.0)
+    assert per_method == {'frl': (19.0, 20.0), 'djf': (6.0, 6.0)}
+    assert list(per_method) == ['frl', 'djf']  # longest first
+
+
+def test_splice_results_rewrites_only_between_the_markers(tmp_path):
+    path = tmp_path / 'RESULTS.md'
+    path.write_text(f'# Results\n\nhand text\n{tables.RESULTS_BEGIN}\nold report\n{tables.RESULTS_END}\nafter\n')
+    tables.splice_results(str(path), 'Budget: ...\n\n### Table 1\n\n| a |\n', ['budget_check.png'])
+    text = path.read_text()
+    assert text.startswith('# Results\n\nhand text\n') and text.endswith(f'{tables.RESULTS_END}\nafter\n')
+    assert 'old report' not in text and '\n#### Table 1\n' in text and '\n### Table 1' not in text
+    assert '](figures/budget_check.png)' in text
+    tables.splice_results(str(path), 'Budget: ...\n', [])  # again: replaced, not appended
+    assert path.read_text().count('Budget: ...') == 1 and 'budget_check.png' not in path.read_text()
+    path.write_text('no markers\n')
+    with pytest.raises(ValueError, match='run_tables report'):
+        tables.splice_results(str(path), 'x', [])
+    assert path.read_text() == 'no markers\n'

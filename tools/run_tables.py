@@ -50,6 +50,7 @@ import glob
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -215,6 +216,48 @@ def budget_ladder(records, method, rate, iters, crop, seeds):
     while any(budget_pair(records, method, rate, budgets[-1], crop, seed) for seed in seeds):
         budgets.append(2 * budgets[-1])
     return budgets if len(budgets) > 1 else []
+
+
+def training_minutes(records, crop):
+    """Per (purpose, iterations) of the records at ``crop``: (runs, total minutes, {method: (min, max)})."""
+    groups = {}
+    for record in records.values():
+        if record['crop'] == crop:
+            groups.setdefault((record['purpose'], record['iters']), []).append(record)
+    summary = {}
+    for key, runs in sorted(groups.items(), key=lambda kv: (kv[0][0] != 'sweep', kv[0][1])):
+        per_method = {}
+        for record in runs:
+            per_method.setdefault(record['method'], []).append(record['train_minutes'])
+        summary[key] = (len(runs), sum(r['train_minutes'] for r in runs),
+                        {m: (min(v), max(v)) for m, v in sorted(per_method.items(), key=lambda kv: -max(kv[1]))})
+    return summary
+
+
+#: Between these lines of a markdown file, ``--results`` writes the report (headings one level down).
+RESULTS_BEGIN = '<!-- run_tables report: begin (written by tools/run_tables.py --results; edit outside) -->'
+RESULTS_END = '<!-- run_tables report: end -->'
+#: The report's figures, as copied next to the results file (figures/<name>).
+RESULTS_FIGURES = {'validation_curves.png': 'toy validation PSNR over the run, every method (mean over seeds)',
+                   'budget_check.png': 'the budget check: toy validation PSNR at each budget of the ladder',
+                   'comparison_table1.png': 'every Table 1 system on four toy test scenes (first seed)'}
+
+
+def splice_results(path, report, figures):
+    """Replace the text between :data:`RESULTS_BEGIN` and :data:`RESULTS_END` of ``path`` by ``report`` (its
+    headings one level down) and links to ``figures`` (names under ``figures/`` beside ``path``)."""
+    with open(path) as handle:
+        text = handle.read()
+    if text.count(RESULTS_BEGIN) != 1 or text.count(RESULTS_END) != 1 or text.index(RESULTS_BEGIN) > text.index(
+            RESULTS_END):
+        raise ValueError(f'{path} must hold the lines {RESULTS_BEGIN!r} and {RESULTS_END!r} once each, in this '
+                         'order: the report is written between them')
+    body = report.replace('\n### ', '\n#### ').strip('\n')
+    links = ''.join(f'\n\n![{RESULTS_FIGURES[name]}](figures/{name})' for name in figures)
+    before, rest = text.split(RESULTS_BEGIN)
+    after = rest.split(RESULTS_END)[1]
+    with open(path, 'w') as handle:
+        handle.write(f'{before}{RESULTS_BEGIN}\n\n{body}{links}\n\n{RESULTS_END}{after}')
 
 
 #: Metrics where lower is better.
@@ -486,10 +529,15 @@ def main():
     parser.add_argument('--threads', type=int, default=None,
                         help='torch threads per run (default: all cores for one job, one each for several)')
     parser.add_argument('--report-only', action='store_true', help='run nothing: write the tables from the records')
+    parser.add_argument('--results', default=None,
+                        help='markdown file (docs/RESULTS.md) to write the report into, between its '
+                             'run_tables report markers; its figures are copied to figures/ beside it')
     args = parser.parse_args()
     if args.real_test and not osp.isdir(osp.join(args.real_test, 'gt')):
         parser.error(f'--real-test {args.real_test!r} is not a prepared test folder (no gt/ inside); '
                      'prepare one with tools/prepare_faid.py --all-test')
+    if args.results and not osp.isfile(args.results):
+        parser.error(f'--results {args.results!r} does not exist')
     if args.iters < 4 * CURVE_POINTS:
         parser.error(f'--iters must be at least {4 * CURVE_POINTS} (a validation every eighth of the run)')
 
@@ -560,7 +608,8 @@ def main():
             scored = [x for x in scored if x]
             if scored:
                 summary[method][s] = ({m: mean_std([x[m] for x in scored]) for m in METRICS}, len(scored))
-    train_minutes = sum(r['train_minutes'] for r in records.values() if r['crop'] == args.crop)
+    minutes = training_minutes(records, args.crop)
+    train_minutes = sum(total for _, total, _ in minutes.values())
     text = [f'Budget: {args.iters} iterations, crop {args.crop}, batch 8, seeds {args.seeds}; each method with its '
             f'own recipe and the rate of the sweep ({sweep_iters} iterations); mean +- std over seeds. '
             f'Converged: the last quarter gained < {CONVERGED_DB} dB toy PSNR (runs converged / runs; '
@@ -651,6 +700,15 @@ def main():
                         [[TABLE1[m][0]] + [('' if rate not in scores else
                                             f'**{scores[rate]:.2f}**' if rate == official else f'{scores[rate]:.2f}')
                                            for rate in rates] for m, official, scores in sweep]))
+    text.append('\n### Training time\n\nMinutes of training of the recorded runs at crop '
+                f'{args.crop} (one thread each unless the record says otherwise; two runs side by side), '
+                'per method the shortest and longest run (scoring on the real pairs adds 1-2 min a run).\n\n'
+                + markdown_table(['runs', 'iterations', 'count', 'minutes', 'per method (min)'],
+                                 [[purpose, str(iters), str(count), f'{total:.0f}',
+                                   ', '.join(f'{LABELS.get(m, m)} {lo:.0f}' + (f'-{hi:.0f}' if round(hi) != round(lo)
+                                                                                else '')
+                                             for m, (lo, hi) in per_method.items())]
+                                  for (purpose, iters), (count, total, per_method) in minutes.items()]))
     text.append('\n### Learning rates\n\n' + markdown_table(
         ['method', 'official', 'table', 'why'],
         [[m, f'{official_rate(m if m in TABLE1 else "fcdfn"):g}', '' if chosen[m][0] is None else f'{chosen[m][0]:g}',
@@ -696,6 +754,14 @@ def main():
         cv2.imwrite(figure, comparison_grid(grid, ['low-light', 'flash'] + [labels[m][0] for m, _ in shown]
                                             + ['ground truth']))
         print(f'Comparison figure: {figure}', flush=True)
+    if args.results:
+        folder = osp.join(osp.dirname(osp.abspath(args.results)), 'figures')
+        os.makedirs(folder, exist_ok=True)
+        figures = [name for name in RESULTS_FIGURES if osp.isfile(osp.join(out, name))]
+        for name in figures:
+            shutil.copyfile(osp.join(out, name), osp.join(folder, name))
+        splice_results(args.results, ''.join(text), figures)
+        print(f'Report written into {args.results}; figures copied to {folder}', flush=True)
     print(f'Tables: {osp.join(out, "tables.md")} and tables.json; {(time.time() - started) / 60:.1f} min')
 
 
