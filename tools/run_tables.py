@@ -677,19 +677,25 @@ def main():
             for seed, _, _ in pairs['toy']:
                 for n, record in zip((iters, 2 * iters), budget_pair(records, method, rate, iters, args.crop, seed)):
                     curves[seed, n] = record['curve']
+            before = [records[name]['toy']['psnr'] for name in
+                      (run_name(method, seed, iters, args.crop, rate) for seed in args.seeds) if name in records]
             doubling_rows.append([LABELS[method], f'{iters} -> {2 * iters}',
                                   ' '.join(str(seed) for seed, _, _ in pairs['toy']),
                                   ' '.join(f'{a:.2f}' for _, a, _ in pairs['toy']),
                                   ' '.join(f'{b:.2f}' for _, _, b in pairs['toy'])]
-                                 + [f'{gains[s]:+.2f}' if s in gains else '' for s in sets] + [verdict])
+                                 + [f'{gains[s]:+.2f}' if s in gains else '' for s in sets]
+                                 + [f'{np.std(before):.2f} ({len(before)})' if len(before) > 1 else '', verdict])
         if curves:
             doubling_curves[method] = [(seed, n, curve) for (seed, n), curve in sorted(curves.items())]
     if doubling_rows:
         text.append(f'\n### Budget check: each budget from {args.iters} iterations against twice that\n\n'
                     f'The same recipe, rate and seed at twice the budget (milestones at the same fractions). '
-                    f'Converged at a budget: doubling it gains < {CONVERGED_DB} dB toy PSNR.\n\n'
+                    f'Converged at a budget: doubling it gains < {CONVERGED_DB} dB toy PSNR. "seed std": the '
+                    'spread of toy PSNR over the seeds run at the smaller budget (their count), the scale of '
+                    'one seed\'s gain.\n\n'
                     + markdown_table(['method', 'iterations', 'seeds', 'toy PSNR before', 'after']
-                                     + [f'gain, {"toy" if s == "toy" else "real"} (dB)' for s in sets] + ['verdict'],
+                                     + [f'gain, {"toy" if s == "toy" else "real"} (dB)' for s in sets]
+                                     + ['seed std before (toy)', 'verdict'],
                                      doubling_rows))
     sweep = sweep_rows(records, args.methods, sweep_iters, args.crop, args.seeds[0])
     if sweep:
