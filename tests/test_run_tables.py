@@ -168,3 +168,21 @@ def test_splice_results_rewrites_only_between_the_markers(tmp_path):
     with pytest.raises(ValueError, match='run_tables report'):
         tables.splice_results(str(path), 'x', [])
     assert path.read_text() == 'no markers\n'
+
+
+def test_converged_budget_is_the_first_budget_whose_doubling_gains_little():
+    name = tables.run_name
+
+    def ladder(method, scores):
+        return {name(method, seed, iters, 48, 3e-4): {'toy': {'psnr': psnr}, 'real': {}}
+                for (seed, iters), psnr in scores.items()}
+
+    records = ladder('djf', {(10, 2000): 20.4, (11, 2000): 20.2, (10, 4000): 20.5, (11, 4000): 20.4,
+                             (10, 8000): 20.55})
+    # 2000 -> 4000 gains +0.15 (mean of +0.1 and +0.2): not yet; 4000 -> 8000 gains +0.05: converged at 4000
+    assert tables.converged_budget(records, 'djf', 3e-4, 2000, 48, [10, 11, 12])[:2] == (4000, True)
+    records.update(ladder('lsd2', {(10, 2000): 18.5, (10, 4000): 19.7, (10, 8000): 20.1}))
+    budget, converged, why = tables.converged_budget(records, 'lsd2', 3e-4, 2000, 48, [10])
+    assert (budget, converged) == (8000, False) and '+0.40' in why  # the top of the ladder, still climbing
+    records.update(ladder('frl', {(10, 2000): 20.4}))
+    assert tables.converged_budget(records, 'frl', 3e-4, 2000, 48, [10])[:2] == (2000, None)  # unchecked

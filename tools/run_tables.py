@@ -218,6 +218,24 @@ def budget_ladder(records, method, rate, iters, crop, seeds):
     return budgets if len(budgets) > 1 else []
 
 
+def converged_budget(records, method, rate, iters, crop, seeds):
+    """(budget, converged, why): the budget of ``method``'s row in the table at converged budgets.
+
+    Climbs the budget ladder from ``iters`` (:func:`budget_ladder`): the first budget whose doubling gains less
+    than :data:`CONVERGED_DB` toy PSNR (mean over the seeds run at both) is the row's, converged. If no step of
+    the ladder converges, the row takes the ladder's top (its best-trained runs), not converged; without any
+    budget check, ``iters``, unchecked (``converged`` None)."""
+    ladder = budget_ladder(records, method, rate, iters, crop, seeds)
+    if not ladder:
+        return iters, None, f'no run at {2 * iters}: unchecked'
+    for budget in ladder[:-1]:
+        pairs = budget_doubling(records, method, rate, budget, crop, seeds)
+        gain = float(np.mean([after - before for _, before, after in pairs]))
+        if gain < CONVERGED_DB:
+            return budget, True, f'{budget} -> {2 * budget}: {gain:+.2f} dB'
+    return ladder[-1], False, f'{ladder[-2]} -> {ladder[-1]}: still {gain:+.2f} dB'
+
+
 def training_minutes(records, crop):
     """Per (purpose, iterations) of the records at ``crop``: (runs, total minutes, {method: (min, max)})."""
     groups = {}
@@ -342,9 +360,11 @@ def mean_std(values):
     return float(np.mean(values)), float(np.std(values))
 
 
-def format_cell(stats, metric):
+def format_cell(stats, metric, seeds):
+    """'mean +- std' of ``metric`` over ``seeds`` runs; the mean alone for one run (no spread to show)."""
     mean, std = stats[metric]
-    return f'{mean:.2f} +- {std:.2f}' if metric == 'psnr' else f'{mean:.3f} +- {std:.3f}'
+    digits = 2 if metric == 'psnr' else 3
+    return f'{mean:.{digits}f}' + (f' +- {std:.{digits}f}' if seeds > 1 else '')
 
 
 def references(test_dir, out_dir, threads):
@@ -584,81 +604,115 @@ def main():
                  if chosen[m][0] is not None])
 
     # ------------------------------------------------------------------ the tables, from the records
-    table_runs = {}
-    for method in args.methods:
-        rate = chosen[method][0]
-        if rate is None:
-            continue
-        runs = [records.get(run_name(method, seed, args.iters, args.crop, rate)) for seed in args.seeds]
-        runs = [r for r in runs if r is not None]
-        if runs:
-            table_runs[method] = runs
+    def runs_at(method, iters):
+        """The recorded runs of ``method`` at ``iters`` iterations and its chosen rate, over the seeds."""
+        names = (run_name(method, seed, iters, args.crop, chosen[method][0]) for seed in args.seeds)
+        return [records[name] for name in names if name in records]
+
+    table_runs = {m: runs_at(m, args.iters) for m in args.methods if chosen[m][0] is not None}
+    table_runs = {m: runs for m, runs in table_runs.items() if runs}
+    def row_budget(method):
+        """A method's budget in the tables at converged budgets: its own (converged_budget) in Table 1; FCDFN's
+        for Table 2's variants, so that the ablation compares one model at one budget."""
+        if method in TABLE1:
+            return converged_budget(records, method, chosen[method][0], args.iters, args.crop, args.seeds)
+        budget, converged, why = converged_budget(records, 'fcdfn', chosen[method][0], args.iters, args.crop,
+                                                  args.seeds)
+        return budget, converged, f"FCDFN's: {why}"
+
+    # Each method at its converged budget: the tables the comparison is read from.
+    at_budget = {m: row_budget(m) for m in args.methods if chosen[m][0] is not None}
+    converged_runs = {m: runs_at(m, budget) for m, (budget, _, _) in at_budget.items()}
+    converged_runs = {m: runs for m, runs in converged_runs.items() if runs}
     sets = ['toy'] + ([real_name] if args.real_test else [])
-    size = complexity_rows(list(table_runs))
+    size = complexity_rows(sorted(set(table_runs) | set(converged_runs)))
     threads_ref = os.cpu_count() or 1
     refs = {'toy': references(osp.join(prepared, 'test'), osp.join(out, 'references_toy'), threads_ref)}
     if args.real_test:
         refs[real_name] = references(args.real_test, osp.join(out, f'references_{real_name}'), threads_ref)
     set_names = {'toy': 'toy test set (24 scenes, 128x128)', real_name: f'real pairs ({args.real_test})'}
-    summary = {}
-    for method, runs in table_runs.items():
-        summary[method] = {}
-        for s in sets:
-            scored = [record_scores(r, s) for r in runs]
-            scored = [x for x in scored if x]
-            if scored:
-                summary[method][s] = ({m: mean_std([x[m] for x in scored]) for m in METRICS}, len(scored))
-    minutes = training_minutes(records, args.crop)
-    train_minutes = sum(total for _, total, _ in minutes.values())
-    text = [f'Budget: {args.iters} iterations, crop {args.crop}, batch 8, seeds {args.seeds}; each method with its '
-            f'own recipe and the rate of the sweep ({sweep_iters} iterations); mean +- std over seeds. '
-            f'Converged: the last quarter gained < {CONVERGED_DB} dB toy PSNR (runs converged / runs; '
-            f'"last 1/4 \\| 1/8": the mean toy PSNR gained over the last quarter and the last eighth of the runs). '
-            f'Training time of all recorded runs: {train_minutes:.0f} min.\n']
-    for table, labels in (('Table 1', TABLE1), ('Table 2', TABLE2)):
-        rows = [m for m in labels if m in args.methods]
-        if not rows:
-            continue
-        for s in sets:
-            header = ['method', 'PSNR', 'SSIM', 'LPIPS', 'seeds', 'converged', 'last 1/4 \\| 1/8 (dB)', 'rate',
-                      'params (M)', 'GFLOPs 224x224', 'paper PSNR / SSIM / LPIPS']
-            lines = []
-            for m in rows:
-                paper = ' / '.join(map(str, labels[m][-1]))
-                if m not in summary or s not in summary[m]:
-                    lines.append([labels[m][0], 'pending', '', '', f'0/{len(args.seeds)}', '', '',
-                                  '' if chosen[m][0] is None else f'{chosen[m][0]:g}', '', '', paper])
-                    continue
-                stats, count = summary[m][s]
-                runs = table_runs[m]
-                converged = sum(bool(r.get('converged')) for r in runs)
-                gains = [np.mean([curve_gain(r['curve'], r['iters'], since) for r in runs]) for since in (0.75, 0.875)]
-                lines.append([labels[m][0]] + [format_cell(stats, metric) for metric in METRICS]
-                             + [f'{count}/{len(args.seeds)}', f'{converged}/{len(runs)}',
-                                f'{gains[0]:+.2f} \\| {gains[1]:+.2f}', f'{chosen[m][0]:g}',
-                                f'{size[m][0] / 1e6:.3f}', f'{size[m][1]:.2f}', paper])
-            for label, scores in refs[s].items():
-                lines.append([label, f'{scores["psnr"]:.2f}', f'{scores["ssim"]:.3f}', f'{scores["lpips"]:.3f}']
-                             + [''] * 7)
-            text.append(f'\n### {table}, {set_names[s]}\n\n' + markdown_table(header, lines))
-    orderings = {}
-    for table, labels in (('Table 1', TABLE1), ('Table 2', TABLE2)):
-        for s in sets:
-            stats = {m: {**summary[m][s][0], 'n': summary[m][s][1]} for m in labels
-                     if m in args.methods and s in summary.get(m, {})}
-            rows = paper_orderings(labels, stats)
+
+    def summarize(runs_by_method):
+        """method -> score set -> ({metric: (mean, std)}, seeds scored there)."""
+        summary = {}
+        for method, runs in runs_by_method.items():
+            summary[method] = {}
+            for s in sets:
+                scored = [x for x in (record_scores(r, s) for r in runs) if x]
+                if scored:
+                    summary[method][s] = ({m: mean_std([x[m] for x in scored]) for m in METRICS}, len(scored))
+        return summary
+
+    def tables_text(title, runs_by_method, budgets=None):
+        """Table 1 and Table 2 on every score set, then the paper's orderings judged on them: (text, orderings,
+        summary). With ``budgets`` (method -> converged_budget's answer) each row says its budget and verdict."""
+        summary = summarize(runs_by_method)
+        text, orderings = [], {}
+        for table, labels in (('Table 1', TABLE1), ('Table 2', TABLE2)):
+            rows = [m for m in labels if m in args.methods]
             if not rows:
                 continue
-            orderings[f'{table}, {s}'] = [{'better': b, 'worse': w, **{k: list(v) for k, v in verdicts.items()}}
-                                          for b, w, verdicts in rows]
-            held = sum(verdicts['psnr'][0] == 'holds' for _, _, verdicts in rows)
-            text.append(f'\n### Paper orderings, {table}, {set_names[s]}: {held} of {len(rows)} hold in PSNR\n\n'
-                        'Each pair the paper orders (better first), our difference in the paper\'s direction '
-                        '(positive: as the paper) and whether it exceeds the sum of the two seed spreads.\n\n'
-                        + markdown_table(['paper: better > worse'] + [metric.upper() for metric in METRICS],
-                                         [[f'{labels[b][0]} > {labels[w][0]}']
-                                          + [f'{verdicts[metric][1]:+.3f} {verdicts[metric][0]}' for metric in METRICS]
-                                          for b, w, verdicts in rows]))
+            for s in sets:
+                header = (['method'] + (['iterations', 'budget check'] if budgets else [])
+                          + ['PSNR', 'SSIM', 'LPIPS', 'seeds', 'converged', 'last 1/4 \\| 1/8 (dB)', 'rate',
+                             'params (M)', 'GFLOPs 224x224', 'paper PSNR / SSIM / LPIPS'])
+                lines = []
+                for m in rows:
+                    paper = ' / '.join(map(str, labels[m][-1]))
+                    rate = '' if chosen[m][0] is None else f'{chosen[m][0]:g}'
+                    budget = ([] if not budgets else [str(budgets[m][0]), budgets[m][2]] if m in budgets
+                              else ['', 'no rate yet'])
+                    if m not in summary or s not in summary[m]:
+                        lines.append([labels[m][0]] + budget + ['pending', '', '', f'0/{len(args.seeds)}', '', '',
+                                                                rate, '', '', paper])
+                        continue
+                    stats, count = summary[m][s]
+                    runs = runs_by_method[m]
+                    converged = sum(bool(r.get('converged')) for r in runs)
+                    gains = [np.mean([curve_gain(r['curve'], r['iters'], since) for r in runs])
+                             for since in (0.75, 0.875)]
+                    lines.append([labels[m][0]] + budget + [format_cell(stats, metric, count) for metric in METRICS]
+                                 + [f'{count}/{len(args.seeds)}', f'{converged}/{len(runs)}',
+                                    f'{gains[0]:+.2f} \\| {gains[1]:+.2f}', rate,
+                                    f'{size[m][0] / 1e6:.3f}', f'{size[m][1]:.2f}', paper])
+                for label, scores in refs[s].items():
+                    lines.append([label] + [''] * (2 if budgets else 0)
+                                 + [f'{scores["psnr"]:.2f}', f'{scores["ssim"]:.3f}', f'{scores["lpips"]:.3f}']
+                                 + [''] * 7)
+                text.append(f'\n### {table}{title}, {set_names[s]}\n\n' + markdown_table(header, lines))
+        for table, labels in (('Table 1', TABLE1), ('Table 2', TABLE2)):
+            for s in sets:
+                stats = {m: {**summary[m][s][0], 'n': summary[m][s][1]} for m in labels
+                         if m in args.methods and s in summary.get(m, {})}
+                rows = paper_orderings(labels, stats)
+                if not rows:
+                    continue
+                orderings[f'{table}, {s}'] = [{'better': b, 'worse': w, **{k: list(v) for k, v in verdicts.items()}}
+                                              for b, w, verdicts in rows]
+                held = sum(verdicts['psnr'][0] == 'holds' for _, _, verdicts in rows)
+                text.append(f'\n### Paper orderings, {table}{title}, {set_names[s]}: {held} of {len(rows)} hold in '
+                            'PSNR\n\nEach pair the paper orders (better first), our difference in the paper\'s '
+                            'direction (positive: as the paper) and whether it exceeds the sum of the two seed '
+                            'spreads.\n\n'
+                            + markdown_table(['paper: better > worse'] + [metric.upper() for metric in METRICS],
+                                             [[f'{labels[b][0]} > {labels[w][0]}']
+                                              + [f'{verdicts[metric][1]:+.3f} {verdicts[metric][0]}'
+                                                 for metric in METRICS] for b, w, verdicts in rows]))
+        return text, orderings, summary
+
+    minutes = training_minutes(records, args.crop)
+    train_minutes = sum(total for _, total, _ in minutes.values())
+    text = [f'Each method with its own recipe and the rate of the sweep ({sweep_iters} iterations), crop '
+            f'{args.crop}, batch 8, seeds {args.seeds}; mean +- std over seeds. Two sets of tables: first each '
+            f'method at its converged budget (the budget check below: the first budget from {args.iters} whose '
+            f'doubling gains < {CONVERGED_DB} dB toy PSNR, else the largest budget run, marked "still"), then '
+            f'every method at {args.iters} iterations. "converged": runs whose last quarter gained < '
+            f'{CONVERGED_DB} dB toy PSNR / runs; "last 1/4 \\| 1/8": the mean toy PSNR gained over the last '
+            f'quarter and eighth of the runs. Training time of all recorded runs: {train_minutes:.0f} min.\n']
+    converged_text, converged_orderings, converged_summary = tables_text(' at converged budgets', converged_runs,
+                                                                         at_budget)
+    budget_text, orderings, summary = tables_text(f' at {args.iters} iterations', table_runs)
+    text += converged_text + budget_text
     doubling_rows, doubling, doubling_curves = [], {}, {}
     for method in args.methods:
         rate = chosen[method][0]
@@ -727,7 +781,13 @@ def main():
                    'rates': {m: {'rate': r, 'why': why} for m, (r, why) in chosen.items()},
                    'orderings': orderings, 'budget_doubling': doubling,
                    'results': {m: {s: {'mean_std': v[0], 'runs': v[1]} for s, v in summary[m].items()}
-                               for m in summary}}, handle, indent=1)
+                               for m in summary},
+                   'converged': {'budgets': {m: {'iters': b, 'converged': c, 'why': why}
+                                             for m, (b, c, why) in at_budget.items()},
+                                 'orderings': converged_orderings,
+                                 'results': {m: {s: {'mean_std': v[0], 'runs': v[1]} for s, v in
+                                                 converged_summary[m].items()} for m in converged_summary}}},
+                  handle, indent=1)
     print(''.join(text), flush=True)
     if table_runs:
         plot_curves(table_runs, LABELS, osp.join(out, 'validation_curves.png'))
