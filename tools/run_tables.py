@@ -566,11 +566,8 @@ def main():
     if args.iters < 4 * CURVE_POINTS:
         parser.error(f'--iters must be at least {4 * CURVE_POINTS} (a validation every eighth of the run)')
 
-    import cv2
-
     import fcdfn_plugin  # noqa: F401
     from fcdfn_plugin.utils.pipeline import ensure_toy_dataset
-    from fcdfn_plugin.utils.report import comparison_grid, markdown_table, read_image_bgr8
 
     sweep_iters = args.sweep_iters
     threads = args.threads or (1 if args.jobs > 1 else (os.cpu_count() or 1))
@@ -608,7 +605,18 @@ def main():
         run_all([(m, seed, args.iters, chosen[m][0], 'table') for seed in args.seeds for m in args.methods
                  if chosen[m][0] is not None])
 
-    # ------------------------------------------------------------------ the tables, from the records
+    write_report(args, records, chosen, prepared, out, real_name, started)
+
+
+def write_report(args, records, chosen, prepared, out, real_name, started):
+    """The tables, budget check, sweep, training time and learning rates from the records alone: ``tables.md``,
+    ``tables.json``, the figures under ``out``, and with ``--results`` the report spliced into that file."""
+    import cv2
+
+    from fcdfn_plugin.utils.report import comparison_grid, markdown_table, read_image_bgr8
+
+    sweep_iters = args.sweep_iters
+
     def runs_at(method, iters):
         """The recorded runs of ``method`` at ``iters`` iterations and its chosen rate, over the seeds."""
         names = (run_name(method, seed, iters, args.crop, chosen[method][0]) for seed in args.seeds)
@@ -616,6 +624,7 @@ def main():
 
     table_runs = {m: runs_at(m, args.iters) for m in args.methods if chosen[m][0] is not None}
     table_runs = {m: runs for m, runs in table_runs.items() if runs}
+
     def row_budget(method):
         """A method's budget in the tables at converged budgets: its own (converged_budget) in Table 1; FCDFN's
         for Table 2's variants, so that the ablation compares one model at one budget."""
@@ -770,8 +779,8 @@ def main():
                 'per method the shortest and longest run (scoring on the real pairs adds 1-2 min a run).\n\n'
                 + markdown_table(['runs', 'iterations', 'count', 'minutes', 'per method (min)'],
                                  [[purpose, str(iters), str(count), f'{total:.0f}',
-                                   ', '.join(f'{LABELS.get(m, m)} {lo:.0f}' + (f'-{hi:.0f}' if round(hi) != round(lo)
-                                                                                else '')
+                                   ', '.join(f'{LABELS.get(m, m)} {lo:.0f}'
+                                             + ('' if round(hi) == round(lo) else f'-{hi:.0f}')
                                              for m, (lo, hi) in per_method.items())]
                                   for (purpose, iters), (count, total, per_method) in minutes.items()]))
     text.append('\n### Learning rates\n\n' + markdown_table(
