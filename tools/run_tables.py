@@ -33,9 +33,9 @@ figures are written from the records alone: rows with missing seeds say so.
     python tools/run_tables.py --real-test datasets/faid_mini_c256/test [--phase sweep|table|all] \\
         [--methods fcdfn deepfnf ...] [--seeds 10 11 12] [--jobs 2] [--out tables_output]
 
-Writes ``<out>/tables.md``, ``tables.json``, ``validation_curves.png`` (toy PSNR over the run, every
-method) and ``comparison_table1.png`` / ``comparison_table2.png`` (toy test scenes, first seed, where
-this machine ran it).
+Writes ``<out>/tables.md``, ``tables.json``, ``validation_curves_converged.png`` and ``validation_curves.png``
+(toy PSNR over the run, every method, at converged budgets and at ``--iters``), ``budget_check.png`` and
+``comparison_table1.png`` / ``comparison_table2.png`` (toy test scenes, first seed, where this machine ran it).
 
 Table 2's rows (the paper removes the components in turn):
 
@@ -258,7 +258,10 @@ def training_minutes(records, crop):
 RESULTS_BEGIN = '<!-- run_tables report: begin (written by tools/run_tables.py --results; edit outside) -->'
 RESULTS_END = '<!-- run_tables report: end -->'
 #: The report's figures, as copied next to the results file (figures/<name>).
-RESULTS_FIGURES = {'validation_curves.png': 'toy validation PSNR over the run, every method (mean over seeds)',
+RESULTS_FIGURES = {'validation_curves_converged.png': 'toy validation PSNR over the run at converged budgets, every '
+                                                      'method (mean over seeds)',
+                   'validation_curves.png': 'toy validation PSNR over the run at the equal budget, every method '
+                                            '(mean over seeds)',
                    'budget_check.png': 'the budget check: toy validation PSNR at each budget of the ladder',
                    'comparison_table1.png': 'every Table 1 system on four toy test scenes (first seed)'}
 
@@ -380,8 +383,9 @@ def references(test_dir, out_dir, threads):
         return {label: entry['mean'] for label, entry in json.load(handle)['results'].items()}
 
 
-def plot_curves(records_by_method, labels, out_path):
-    """Toy validation PSNR over the run for every method (mean over its seeds), Table 1 and Table 2."""
+def plot_curves(records_by_method, labels, out_path, budget='the same budget'):
+    """Toy validation PSNR over the run for every method (mean over its seeds), Table 1 and Table 2; ``budget``
+    names the runs' budget in the titles. Where every run has one length, a line marks its last quarter."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -391,15 +395,19 @@ def plot_curves(records_by_method, labels, out_path):
     panels = [(title, methods) for title, methods in panels if methods]
     fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.2), squeeze=False)
     for ax, (title, methods) in zip(axes[0], panels):
+        lengths = set()
         for method in methods:
             runs = records_by_method[method]
             its = runs[0]['curve']['iter']
             psnr = np.mean([r['curve']['psnr'] for r in runs if r['curve']['iter'] == its], axis=0)
-            ax.plot(its, psnr, marker='o', markersize=3, label=f'{labels[method]} ({len(runs)} seed(s))')
-        ax.axvline(0.75 * its[-1], color='grey', linewidth=0.8, linestyle='--')
+            ax.plot(its, psnr, marker='o', markersize=3,
+                    label=f'{labels[method]} ({runs[0]["iters"]} it, {len(runs)} seed(s))')
+            lengths.add(runs[0]['iters'])
+        if len(lengths) == 1:
+            ax.axvline(0.75 * lengths.pop(), color='grey', linewidth=0.8, linestyle='--')
         ax.set_xlabel('iteration')
         ax.set_ylabel('toy test PSNR (dB)')
-        ax.set_title(f'{title}: validation over the run (last quarter right of the line)')
+        ax.set_title(f'{title}: validation over the run, {budget}', fontsize=10)
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out_path, dpi=100)
@@ -803,9 +811,11 @@ def write_report(args, records, chosen, prepared, out, real_name, started):
                                                  converged_summary[m].items()} for m in converged_summary}}},
                   handle, indent=1)
     print(''.join(text), flush=True)
-    if table_runs:
-        plot_curves(table_runs, LABELS, osp.join(out, 'validation_curves.png'))
-        print(f'Validation curves: {osp.join(out, "validation_curves.png")}', flush=True)
+    for runs_by_method, name, budget in ((converged_runs, 'validation_curves_converged.png', 'converged budgets'),
+                                         (table_runs, 'validation_curves.png', f'{args.iters} iterations')):
+        if runs_by_method:
+            plot_curves(runs_by_method, LABELS, osp.join(out, name), budget)
+            print(f'Validation curves at {budget}: {osp.join(out, name)}', flush=True)
     if doubling_curves:
         plot_budget_check(doubling_curves, LABELS, osp.join(out, 'budget_check.png'))
         print(f'Budget check: {osp.join(out, "budget_check.png")}', flush=True)
