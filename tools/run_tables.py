@@ -608,10 +608,10 @@ def main():
         chosen[method] = (rate, why)
     if not args.report_only and args.phase in ('table', 'all'):
         waiting = [f'{m} ({why})' for m, (rate, why) in chosen.items() if rate is None]
-        if waiting:
-            print('No rate yet (run --phase sweep first) for: ' + '; '.join(waiting), flush=True)
-        run_all([(m, seed, args.iters, chosen[m][0], 'table') for seed in args.seeds for m in args.methods
-                 if chosen[m][0] is not None])
+        if waiting:  # asked for table runs that cannot run: an error, not a silent skip
+            sys.exit(f'error: no learning rate yet for {"; ".join(waiting)}: run --phase sweep first '
+                     f'(its runs are at --sweep-seed, {args.sweep_seed}), then the table runs')
+        run_all([(m, seed, args.iters, chosen[m][0], 'table') for seed in args.seeds for m in args.methods])
 
     write_report(args, records, chosen, prepared, out, real_name, started)
 
