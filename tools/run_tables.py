@@ -421,6 +421,7 @@ def plot_budget_check(curves, labels, out_path):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     columns = min(3, len(curves))
     rows = -(-len(curves) // columns)
@@ -434,6 +435,7 @@ def plot_budget_check(curves, labels, out_path):
             ax.plot(curve['iter'], curve['psnr'], marker='o', markersize=3,
                     linestyle=styles[budgets.index(iters) % len(styles)], label=f'{iters} it, seed {seed}')
         ax.set_title(labels[method], fontsize=9)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f'{x / 1000:g}k'))  # 16000 would crowd the axis
         ax.set_xlabel('iteration')
         ax.legend(fontsize=6)
     for ax in axes[:, 0]:
@@ -811,13 +813,16 @@ def write_report(args, records, chosen, prepared, out, real_name, started):
                                                  converged_summary[m].items()} for m in converged_summary}}},
                   handle, indent=1)
     print(''.join(text), flush=True)
+    written = set()  # the figures of this call with every row they should show (--results copies only these)
     for runs_by_method, name, budget in ((converged_runs, 'validation_curves_converged.png', 'converged budgets'),
                                          (table_runs, 'validation_curves.png', f'{args.iters} iterations')):
         if runs_by_method:
             plot_curves(runs_by_method, LABELS, osp.join(out, name), budget)
+            written.add(name)
             print(f'Validation curves at {budget}: {osp.join(out, name)}', flush=True)
     if doubling_curves:
         plot_budget_check(doubling_curves, LABELS, osp.join(out, 'budget_check.png'))
+        written.add('budget_check.png')
         print(f'Budget check: {osp.join(out, "budget_check.png")}', flush=True)
 
     seed = args.seeds[0]
@@ -843,13 +848,18 @@ def write_report(args, records, chosen, prepared, out, real_name, started):
         figure = osp.join(out, f'comparison_{table}.png')
         cv2.imwrite(figure, comparison_grid(grid, ['low-light', 'flash'] + [labels[m][0] for m, _ in shown]
                                             + ['ground truth']))
-        print(f'Comparison figure: {figure}', flush=True)
+        complete = len(shown) == sum(method in table_runs for method in labels)
+        if complete:
+            written.add(osp.basename(figure))
+        missing = '' if complete else ' (not every row: this machine lacks the images of the others)'
+        print(f'Comparison figure: {figure}{missing}', flush=True)
     if args.results:
         folder = osp.join(osp.dirname(osp.abspath(args.results)), 'figures')
         os.makedirs(folder, exist_ok=True)
-        figures = [name for name in RESULTS_FIGURES if osp.isfile(osp.join(out, name))]
-        for name in figures:
+        for name in sorted(written & set(RESULTS_FIGURES)):
             shutil.copyfile(osp.join(out, name), osp.join(folder, name))
+        # linked: those just copied and those an earlier call left (a comparison figure made where the images were)
+        figures = [name for name in RESULTS_FIGURES if osp.isfile(osp.join(folder, name))]
         splice_results(args.results, ''.join(text), figures)
         print(f'Report written into {args.results}; figures copied to {folder}', flush=True)
     print(f'Tables: {osp.join(out, "tables.md")} and tables.json; {(time.time() - started) / 60:.1f} min')
