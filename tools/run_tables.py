@@ -677,14 +677,14 @@ def write_report(args, records, chosen, prepared, out, real_name, started):
             if not rows:
                 continue
             for s in sets:
-                header = (['method'] + (['iterations', 'budget check'] if budgets else [])
+                header = (['method'] + (['iterations', 'budget check'] if budgets is not None else [])
                           + ['PSNR', 'SSIM', 'LPIPS', 'seeds', 'converged', 'last 1/4 \\| 1/8 (dB)', 'rate',
                              'params (M)', 'GFLOPs 224x224', 'paper PSNR / SSIM / LPIPS'])
                 lines = []
                 for m in rows:
                     paper = ' / '.join(map(str, labels[m][-1]))
                     rate = '' if chosen[m][0] is None else f'{chosen[m][0]:g}'
-                    budget = ([] if not budgets else [str(budgets[m][0]), budgets[m][2]] if m in budgets
+                    budget = ([] if budgets is None else [str(budgets[m][0]), budgets[m][2]] if m in budgets
                               else ['', 'no rate yet'])
                     if m not in summary or s not in summary[m]:
                         lines.append([labels[m][0]] + budget + ['pending', '', '', f'0/{len(args.seeds)}', '', '',
@@ -700,7 +700,7 @@ def write_report(args, records, chosen, prepared, out, real_name, started):
                                     f'{gains[0]:+.2f} \\| {gains[1]:+.2f}', rate,
                                     f'{size[m][0] / 1e6:.3f}', f'{size[m][1]:.2f}', paper])
                 for label, scores in refs[s].items():
-                    lines.append([label] + [''] * (2 if budgets else 0)
+                    lines.append([label] + [''] * (0 if budgets is None else 2)
                                  + [f'{scores["psnr"]:.2f}', f'{scores["ssim"]:.3f}', f'{scores["lpips"]:.3f}']
                                  + [''] * 7)
                 text.append(f'\n### {table}{title}, {set_names[s]}\n\n' + markdown_table(header, lines))
