@@ -211,6 +211,12 @@ def budget_doubling(records, method, rate, iters, crop, seeds, score_set='toy'):
     return pairs
 
 
+def mean_gain(pairs):
+    """The mean PSNR a doubling gained over ``pairs`` (:func:`budget_doubling`'s answer): the budget check's
+    measure, converged when below :data:`CONVERGED_DB` on the toy set."""
+    return float(np.mean([after - before for _, before, after in pairs]))
+
+
 def budget_ladder(records, method, rate, iters, crop, seeds):
     """The budgets ``iters``, ``2 * iters``, ``4 * iters``, ... as far as some seed has been run at each
     doubling (same rate); [] when no seed has been run at ``2 * iters``. Each step is one budget check."""
@@ -231,8 +237,7 @@ def converged_budget(records, method, rate, iters, crop, seeds):
     if not ladder:
         return iters, None, f'no run at {2 * iters}: unchecked'
     for budget in ladder[:-1]:
-        pairs = budget_doubling(records, method, rate, budget, crop, seeds)
-        gain = float(np.mean([after - before for _, before, after in pairs]))
+        gain = mean_gain(budget_doubling(records, method, rate, budget, crop, seeds))
         if gain < CONVERGED_DB:
             return budget, True, f'{budget} -> {2 * budget}: {gain:+.2f} dB'
     return ladder[-1], False, f'{ladder[-2]} -> {ladder[-1]}: still {gain:+.2f} dB'
@@ -748,7 +753,7 @@ def write_report(args, records, chosen, prepared, out, real_name, started):
             pairs = {s: budget_doubling(records, method, rate, iters, args.crop, args.seeds, s) for s in sets}
             if not pairs['toy']:
                 continue
-            gains = {s: float(np.mean([b - a for _, a, b in p])) for s, p in pairs.items() if p}
+            gains = {s: mean_gain(p) for s, p in pairs.items() if p}
             verdict = 'converged' if gains['toy'] < CONVERGED_DB else 'not converged'
             doubling[method].append({'iters': iters, 'seeds': [seed for seed, _, _ in pairs['toy']],
                                      'gain_db': gains, 'verdict': verdict})
