@@ -17,7 +17,7 @@ from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
 from conftest import REPO_ROOT, load_tool, run_tool, write_options
 from fcdfn_plugin.archs import CUNetArch, DeepFnFArch, DJFArch, DSNArch, FRLArch, LSD2Arch
 from fcdfn_plugin.archs.cunet_arch import soft_threshold
-from fcdfn_plugin.archs.deepfnf_arch import noise_std_map
+from fcdfn_plugin.archs.deepfnf_arch import linear_to_srgb_extended, noise_std_map, srgb_to_linear
 from fcdfn_plugin.archs.dsn_arch import CouplingBlock
 from fcdfn_plugin.archs.frl_arch import dct_forward, dct_inverse, dct_kernels, idct_kernels
 from fcdfn_plugin.models.fcdfn_model import enhance_pair
@@ -595,6 +595,57 @@ def test_official_deepfnf_output_gain_exposure_multiplies_by_the_ratio():
     scaled = net(lq, flash, **NOISE, exposure_ratio=torch.tensor([30.0, 45.0]))
     # the linear gain r as an sRGB gain: r ** (1 / 2.2)
     torch.testing.assert_close(scaled, one * torch.tensor([30.0, 45.0]).view(2, 1, 1, 1) ** (1 / 2.2))
+
+
+def test_linear_to_srgb_extended_is_the_srgb_curve_continued_without_clipping():
+    """deepFnF's ``gamma_correct``: the sRGB curve on [0, 1]; below 0 its linear segment, above 1 its tangent."""
+    from fcdfn_plugin.data.degradation import linear_to_srgb
+    inside = torch.linspace(0, 1, 1001, dtype=torch.float64)
+    expected = torch.from_numpy(linear_to_srgb(inside.numpy())).double()
+    torch.testing.assert_close(linear_to_srgb_extended(inside), expected, rtol=1e-6, atol=1e-6)
+    outside = torch.tensor([-0.1, 1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    values = linear_to_srgb_extended(outside)
+    torch.testing.assert_close(values.detach(), torch.tensor([-1.292, 1.0, 1 + 1.055 / 2.4], dtype=torch.float64))
+    values.sum().backward()
+    torch.testing.assert_close(outside.grad, torch.tensor([12.92, 1.055 / 2.4, 1.055 / 2.4], dtype=torch.float64))
+
+
+def _srgb_to_linear_extended(srgb):
+    """The inverse of ``linear_to_srgb_extended`` (test helper)."""
+    inner = torch.where(srgb <= 0.04045, srgb / 12.92, ((srgb.clamp_min(0.04045) + 0.055) / 1.055) ** 2.4)
+    return torch.where(srgb > 1, (srgb - 1) * 2.4 / 1.055 + 1, inner)
+
+
+def test_official_deepfnf_linear_domain_filters_linear_values_and_divides_by_the_dimming_factor():
+    """``domain: linear``, as deepFnF: the encoder sees the linearised photos and deepFnF's noise std of
+    them; the output is the sRGB curve of (linear filtering x exposure ratio), so undoing the curve
+    gives outputs proportional to the ratio; the untrained network is a smooth copy of the exactly
+    brightened photo."""
+    torch.manual_seed(0)
+    net = DeepFnFArch(**OFFICIAL_TINY, output_gain='exposure', domain='linear')
+    with pytest.raises(ValueError, match="needs output_gain 'exposure'"):
+        DeepFnFArch(**OFFICIAL_TINY, domain='linear')
+    lq, flash = pair(20, 24, batch=2)
+    seen = []
+    net.encoder.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    perturb_(net, 0.02)
+    ratios = torch.tensor([30.0, 45.0])
+    out = net(lq, flash, **NOISE, exposure_ratio=ratios)
+    linear = srgb_to_linear(torch.cat([lq, flash], dim=1))
+    padded = seen[0][..., :20, :24]
+    torch.testing.assert_close(padded[:, :6], linear)
+    std = torch.sqrt(NOISE['sigma_read'] ** 2 + NOISE['sigma_shot'] ** 2 * linear)
+    torch.testing.assert_close(padded[:, 6:], std)
+    one = net(lq, flash, **NOISE, exposure_ratio=torch.tensor([1.0, 1.0]))
+    torch.testing.assert_close(_srgb_to_linear_extended(out),
+                               _srgb_to_linear_extended(one) * ratios.view(2, 1, 1, 1), rtol=1e-4, atol=1e-6)
+    # untrained: a smooth copy of the brightened photo, brightened in linear terms (not by r^(1/2.2))
+    fresh = DeepFnFArch(**OFFICIAL_TINY, output_gain='exposure', domain='linear')
+    rows, cols = torch.linspace(0, 1, 96).view(1, 1, -1, 1), torch.linspace(0, 1, 128).view(1, 1, 1, -1)
+    bright = (0.05 + 0.3 * rows + 0.4 * cols).expand(1, 3, 96, 128).contiguous()
+    dark = linear_to_srgb_extended(bright / 40)
+    out = fresh(dark, torch.rand_like(dark), **NOISE, exposure_ratio=torch.tensor([40.0]))
+    assert (out - linear_to_srgb_extended(bright))[..., 32:-32, 32:-32].abs().max() < 5e-3
 
 
 def test_model_gives_the_estimated_exposure_ratio_to_networks_that_ask():

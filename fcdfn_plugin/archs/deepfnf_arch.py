@@ -18,6 +18,7 @@ from .unet_blocks import (BasisDecoder, PixelDecoder, UNetEncoder, check_choice,
 
 VARIANTS = ('fcdfn', 'official')
 OUTPUT_GAINS = ('learned', 'exposure')
+DOMAINS = ('srgb', 'linear')
 #: The sRGB curve as a power law: a linear gain r brightens an sRGB image by about r ** (1 / SRGB_GAMMA).
 SRGB_GAMMA = 2.2
 #: Resolution levels of each variant at paper scale (fcdfn: 4 poolings; deepFnF: 5 poolings + bottleneck).
@@ -30,6 +31,16 @@ OFFICIAL_KERNEL_SIZE = 15
 def srgb_to_linear(srgb):
     """Inverse sRGB curve (IEC 61966-2-1), tensors in [0, 1]."""
     return torch.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055).clamp_min(0) ** 2.4)
+
+
+def linear_to_srgb_extended(linear):
+    """deepFnF's sRGB curve (``gamma_correct``): the linear segment below 0.0031308 continues to the
+    negatives, and above 1 the curve continues as its tangent at 1, so nothing is clipped and the
+    gradient never vanishes (a network output may leave [0, 1] while it trains)."""
+    curve = 1.055 * linear.clamp_min(0.0031308) ** (1.0 / 2.4) - 0.055
+    srgb = torch.where(linear < 0.0031308, 12.92 * linear, curve)
+    slope_at_1 = 1.055 / 2.4
+    return torch.where(linear > 1, slope_at_1 * (linear - 1) + 1, srgb)
 
 
 def srgb_slope(linear):
@@ -53,9 +64,15 @@ def noise_std_map(image, sigma_read, sigma_shot):
         (B,C,H,W) noise std in sRGB units.
     """
     linear = srgb_to_linear(image.clamp(0, 1))
-    sigma_read = sigma_read.to(image.dtype).view(-1, 1, 1, 1)
-    sigma_shot = sigma_shot.to(image.dtype).view(-1, 1, 1, 1)
-    return srgb_slope(linear) * torch.sqrt(sigma_read**2 + sigma_shot**2 * linear)
+    return srgb_slope(linear) * linear_noise_std(linear, sigma_read, sigma_shot)
+
+
+def linear_noise_std(linear, sigma_read, sigma_shot):
+    """deepFnF's ``estimate_std``: ``sqrt(sigma_read**2 + max(linear, 0) * sigma_shot**2)`` per pixel of a
+    linear image (B,C,H,W), sigmas (B,)."""
+    sigma_read = sigma_read.to(linear.dtype).view(-1, 1, 1, 1)
+    sigma_shot = sigma_shot.to(linear.dtype).view(-1, 1, 1, 1)
+    return torch.sqrt(sigma_read**2 + sigma_shot**2 * linear.clamp_min(0))
 
 
 def _conv_relu(in_channels, out_channels, kernel_size=3, padding=1):
@@ -179,12 +196,13 @@ class DeepFnFArch(nn.Module):
     coefficients and 3 per-pixel colour scales, a basis of N kernels *per colour channel* for each
     of the fine and coarse layers, no kernel bias; ``out_c = scale_c * (fine_c + coarse_c)``.
     deepFnF divides its output by the (known) dimming factor, in its linear raw domain:
-    ``output_gain: exposure`` does that in the sRGB domain this network filters in, multiplying by
+    ``output_gain: exposure`` does that in the sRGB domain, multiplying by
     ``exposure_ratio ** (1 / SRGB_GAMMA)`` (the sRGB curve as a power law: a linear gain r is an sRGB
     gain of about r^(1/2.2), 5.2 for r = 37.5), with the exposure ratio of the photo the network
     sees (``forward(..., exposure_ratio=)``;
     ``FCDFNModel`` and ``enhance_pair`` estimate it after the exposure contract, see
-    :func:`fcdfn_plugin.models.fcdfn_model.network_inputs`); ``output_gain: learned`` (default) puts
+    :func:`fcdfn_plugin.models.fcdfn_model.network_inputs`), or with ``domain: linear`` in deepFnF's
+    linear domain, multiplying by the ratio before the sRGB curve; ``output_gain: learned`` (default) puts
     a learnable global gain (initial ``lowlight_gain``) in its place. The raw inputs are not
     brightened. deepFnF starts from a
     random init; here, as in the fcdfn variant, the untrained network is a smooth copy of the
@@ -204,6 +222,11 @@ class DeepFnFArch(nn.Module):
         output_gain: official only: 'learned' (a learnable global gain) or 'exposure' (the output times
             the photo's exposure ratio in sRGB terms, ratio^(1/2.2), as deepFnF divides by its dimming
             factor; then ``needs_exposure_ratio`` is True).
+        domain: official only: 'srgb' (default: the network sees and filters the sRGB photos; the
+            exposure gain is ratio^(1/2.2)) or 'linear' (deepFnF's own: the photos are linearised (inverse
+            sRGB curve), the noise-level maps are deepFnF's ``estimate_std`` of the linear values, the
+            filtered image is multiplied by the exposure ratio itself and then takes deepFnF's sRGB
+            curve, :func:`linear_to_srgb_extended`; needs ``output_gain: exposure``).
         flash_gain: initial learnable gain of the flash input (fcdfn only; null = 2.0).
         padding_mode: 'reflect' or 'zeros', the per-pixel filters' borders.
         variant: 'fcdfn' or 'official'.
@@ -220,7 +243,7 @@ class DeepFnFArch(nn.Module):
 
     def __init__(self, in_channels=3, base_channels=64, depth=None, num_basis=90, kernel_size=15,
                  coarse_kernel_size=15, coarse_dilation=4, lowlight_gain=7.0, flash_gain=None,
-                 padding_mode='reflect', variant='fcdfn', filter_impl='auto', output_gain='learned'):
+                 padding_mode='reflect', variant='fcdfn', filter_impl='auto', output_gain='learned', domain='srgb'):
         super().__init__()
         check_choice('variant', variant, VARIANTS)
         check_kernel_size('kernel_size', kernel_size)
@@ -228,6 +251,10 @@ class DeepFnFArch(nn.Module):
         check_choice('padding_mode', padding_mode, ('reflect', 'zeros'))
         check_choice('filter_impl', filter_impl, FILTER_IMPLS)
         check_choice('output_gain', output_gain, OUTPUT_GAINS)
+        check_choice('domain', domain, DOMAINS)
+        if domain == 'linear' and output_gain != 'exposure':
+            raise ValueError("domain 'linear' (deepFnF's own: filter linear values, divide by the dimming factor, "
+                             "then the sRGB curve) needs output_gain 'exposure'")
         if output_gain == 'exposure' and variant != 'official':
             raise ValueError("output_gain 'exposure' applies to variant official (deepFnF's division by the "
                              'dimming factor); variant fcdfn learns its input gains')
@@ -241,6 +268,7 @@ class DeepFnFArch(nn.Module):
         self.pad_multiple = 2**(depth - 1)
         self.needs_noise_level = variant == 'official'
         self.needs_exposure_ratio = output_gain == 'exposure'
+        self.domain = domain
         widths = level_widths(base_channels, depth)
         if variant == 'official':
             if flash_gain is not None:
@@ -288,7 +316,8 @@ class DeepFnFArch(nn.Module):
 
     # ------------------------------------------------------------------ inputs
     def _padded_inputs(self, lq, flash, sigma_read, sigma_shot):
-        """Checked, padded network inputs: (lq, flash) for fcdfn, (lq, flash, encoder input) for official."""
+        """Checked, padded network inputs: (lq, flash, None) for fcdfn, (lq, flash, encoder input) for
+        official; with ``domain: linear`` the images are linearised first (the encoder sees linear values)."""
         check_pair('DeepFnFArch', lq, flash, self.in_channels)
         lowlight, flash = pad_to_multiple(lq, self.pad_multiple), pad_to_multiple(flash, self.pad_multiple)
         if not self.needs_noise_level:
@@ -304,9 +333,12 @@ class DeepFnFArch(nn.Module):
             raise ValueError(f'sigma_read and sigma_shot must hold 1 or B={batch} values, '
                              f'got {sigmas[0].numel()} and {sigmas[1].numel()}')
         sigma_read, sigma_shot = (s.expand(batch) for s in sigmas)
-        network_input = torch.cat([lowlight, flash, noise_std_map(lowlight, sigma_read, sigma_shot),
-                                   noise_std_map(flash, sigma_read, sigma_shot)], dim=1)
-        return lowlight, flash, network_input
+        if self.domain == 'linear':
+            lowlight, flash = srgb_to_linear(lowlight), srgb_to_linear(flash)
+            noise_std = [linear_noise_std(image, sigma_read, sigma_shot) for image in (lowlight, flash)]
+        else:
+            noise_std = [noise_std_map(image, sigma_read, sigma_shot) for image in (lowlight, flash)]
+        return lowlight, flash, torch.cat([lowlight, flash] + noise_std, dim=1)
 
     def _encode(self, lowlight, flash, network_input):
         if network_input is not None:
@@ -326,7 +358,8 @@ class DeepFnFArch(nn.Module):
         ratio = torch.as_tensor(exposure_ratio).reshape(-1)
         if ratio.numel() not in (1, batch):
             raise ValueError(f'exposure_ratio must hold 1 or B={batch} values, got {ratio.numel()}')
-        return ratio.view(-1, 1, 1, 1) ** (1 / SRGB_GAMMA)
+        ratio = ratio.view(-1, 1, 1, 1)
+        return ratio if self.domain == 'linear' else ratio ** (1 / SRGB_GAMMA)
 
     def encode_context(self, lq, flash, weight, sigma_read=None, sigma_shot=None, exposure_ratio=None):
         """Weighted sums of the encoder features for a tile (see ``unet_blocks.context_sums``)."""
@@ -347,6 +380,8 @@ class DeepFnFArch(nn.Module):
         pixel_features = self.decoder_pixel(skips)
         if self.variant == 'official':
             out = self._filter_official(lowlight, pixel_features, context) * gain
+            if self.domain == 'linear':
+                out = linear_to_srgb_extended(out)
         else:
             out = self._filter_fcdfn(lowlight, pixel_features, context)
         return out[..., :height, :width]
