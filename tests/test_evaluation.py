@@ -109,6 +109,23 @@ def test_exposure_table_tool(toy_prepared, tmp_path):
     assert 'PSNR after the oracle global gain' in (tmp_path / 'table' / 'exposure_table.md').read_text()
 
 
+def test_exposure_table_measures_the_ratio_estimate_after_the_contract(toy_prepared, tmp_path, capsys):
+    """``--measure-estimate``: photos 400x too dark are brightened into the band by the contract, whose
+    gain the true ratio must follow (true / gain): the estimate on the brightened crop then agrees
+    with it, where taking the gain the wrong way round would be off by about (400 / 50)**2."""
+    from conftest import write_options
+    opt = write_options(tmp_path / 'opt.yml', 'options/table1/deepfnf_small.yml', toy_prepared,
+                        datasets__train__wide_dim_probability=1.0, datasets__train__wide_dim_range=[400, 400],
+                        datasets__train__auto_exposure_probability=0.0)
+    tool = load_tool('exposure_table')
+    errors = tool.main(['--measure-estimate', str(opt), '--estimate-crops', '64', '--estimate-samples', '12'])
+    assert list(errors) == [64] and errors[64].shape == (12,)
+    assert 0.5 < np.median(errors[64]) < 2.0
+    assert '64-px crops (12): estimated / true exposure ratio median' in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        tool.main(['--measure-estimate', str(opt), '--estimate-crops', '8'])
+
+
 def test_scene_lowlight_follows_the_exposure_choice():
     from fcdfn_plugin.data import exposure
     from fcdfn_plugin.data.exposure import ExposureContract, srgb_to_linear

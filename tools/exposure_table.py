@@ -3,6 +3,7 @@
     python tools/exposure_table.py --faid-root ../shared/faid_mini --weights weights/fcdfn_small.pth \
         --labels shipped --out exposure_output [--conditions band 1/5 ...] [--crop 384] [--align]
     python tools/exposure_table.py --measure-reference datasets/toy_faid_prepared/train.lmdb
+    python tools/exposure_table.py --measure-estimate options/table1/deepfnf_small.yml [--estimate-crops 48 128]
 
 Each condition is the paper's degradation law (SPEC.md Sec. 2) with one change: the no-flash photo
 at another exposure (``1/2``: half a normal exposure, ... ``1/200``; ``band``: the paper's 1/25-1/50;
@@ -22,7 +23,9 @@ the oracle global gain (plain brightening with the gain that knows the ground tr
 Writes ``exposure_table.md`` / ``.json`` (PSNR / SSIM per condition and method) and
 ``exposure_table.png`` (PSNR per condition). ``--measure-reference`` prints the mean luminance of
 normally exposed ambient images that the contract's estimator compares photos with
-(``REFERENCE_LUMINANCE``): the median over a training set's ambient images.
+(``REFERENCE_LUMINANCE``): the median over a training set's ambient images. ``--measure-estimate``
+prints how far the estimated exposure ratio is from the true one on an options file's training
+crops, after its contract (what a network that divides by the ratio, as deepFnF, is given).
 """
 import argparse
 import json
@@ -119,6 +122,39 @@ def measure_reference(lmdb_path):
     return float(np.median(values))
 
 
+def measure_estimate(opt_path, crops, samples):
+    """Estimated over true exposure ratio of training crops, after the options' exposure contract.
+
+    Each of ``samples`` training samples of ``opt_path`` (its degradation law, ``crops`` pixels; the
+    dataset's own seeded draws, epoch after epoch, so the numbers repeat) is brought into the band by
+    the contract, which multiplies its linear values by a gain g; its true ratio is then the sampled
+    ``exposure_ratio`` / g. Returns
+    ``{crop: (samples,) estimated / true}`` and prints the median and 10-90 % range.
+    """
+    import yaml
+    from basicsr.data import build_dataset
+    from fcdfn_plugin.data.exposure import ExposureContract, estimate_exposure_ratio
+    with open(opt_path) as handle:
+        opt = yaml.safe_load(handle)
+    if 'train' not in opt.get('datasets', {}):
+        raise SystemExit(f'error: {opt_path} has no datasets.train section')
+    contract = ExposureContract.from_options(opt)
+    results = {}
+    for crop in crops:
+        dataset = build_dataset(dict(opt['datasets']['train'], phase='train', crop_size=crop, scale=1))
+        errors = []
+        for number in tqdm(range(samples), desc=f'{crop}-px crops', unit='crop', disable=None):
+            sample = dataset[divmod(number, len(dataset))]  # (epoch, index)
+            lq, gain = contract.apply(sample['lq'][None])
+            true_ratio = float(sample['params']['exposure_ratio']) / float(gain[0])
+            errors.append(float(estimate_exposure_ratio(lq)[0]) / true_ratio)
+        results[crop] = errors = np.array(errors)
+        low, high = np.percentile(errors, [10, 90])
+        print(f'{crop}-px crops ({samples}): estimated / true exposure ratio median {np.median(errors):.2f}, '
+              f'10-90 % {low:.2f}-{high:.2f}')
+    return results
+
+
 def plot(table, conditions, methods, path):
     import matplotlib
     matplotlib.use('Agg')
@@ -141,6 +177,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--measure-reference', metavar='TRAIN_SET', default=None,
                         help='print the reference luminance of a training set (LMDB or folder of pairs) and stop')
+    parser.add_argument('--measure-estimate', metavar='OPT', default=None,
+                        help="print how far the contract's estimated exposure ratio is from the true one on the "
+                             'training crops of an options file and stop')
+    parser.add_argument('--estimate-crops', type=int, nargs='+', default=[48, 128], metavar='PX',
+                        help='crop sizes for --measure-estimate (default 48 128)')
+    parser.add_argument('--estimate-samples', type=int, default=1000, metavar='N',
+                        help='training crops per size for --measure-estimate (default 1000)')
     parser.add_argument('--faid-root', help='folder of clean FAID-layout pairs (ambient, flash-only)')
     parser.add_argument('--weights', nargs='*', default=[], help='checkpoints to score')
     parser.add_argument('--labels', nargs='*', default=None, help='one label per --weights')
@@ -155,8 +198,12 @@ def main(argv=None):
     if args.measure_reference:
         measure_reference(args.measure_reference)
         return None
+    if args.measure_estimate:
+        if args.estimate_samples < 1 or min(args.estimate_crops) < 16:
+            parser.error('--estimate-samples must be at least 1 and --estimate-crops at least 16 pixels')
+        return measure_estimate(args.measure_estimate, args.estimate_crops, args.estimate_samples)
     if not args.faid_root or not args.out:
-        parser.error('--faid-root and --out are required (unless --measure-reference)')
+        parser.error('--faid-root and --out are required (unless --measure-reference or --measure-estimate)')
     if args.crop < 16:
         parser.error(f'--crop must be at least 16 pixels, got {args.crop}')
     if args.max_scenes is not None and args.max_scenes < 1:
