@@ -186,3 +186,42 @@ def test_converged_budget_is_the_first_budget_whose_doubling_gains_little():
     assert (budget, converged) == (8000, False) and '+0.40' in why  # the top of the ladder, still climbing
     records.update(ladder('frl', {(10, 2000): 20.4}))
     assert tables.converged_budget(records, 'frl', 3e-4, 2000, 48, [10])[:2] == (2000, None)  # unchecked
+
+
+def test_a_stopped_run_resumes_from_its_last_training_state(toy_prepared, tmp_path, monkeypatch, capsys):
+    """A run stopped after a training state (the end of a session) continues from it when run_tables is
+    called again: the record's validation curve is the uninterrupted run's (exact resume), read from
+    both segments' logs, and its minutes include the stopped segment's."""
+    import re
+    import shutil
+    import time
+    name = tables.run_name('djf', 10, 16, 16, 1e-3)
+
+    def train(label):
+        out = tmp_path / label
+        monkeypatch.setenv('FCDFN_ROOT', str(out))
+        opt = tables.run_options('djf', 10, 16, 16, 1e-3)
+        del opt['val']['metrics']['lpips']  # no VGG weights needed
+        assert opt['logger']['save_checkpoint_freq'] == opt['val']['val_freq'] == 2
+        runner = tables.Runner(str(out), str(out / 'records'), {}, str(toy_prepared), 16, 1, None, 10, time.time())
+        return runner.train(name, opt, tables.options_digest(opt), 'djf', 10, 16, 1e-3, 'table')
+
+    whole = train('whole')
+    assert whole['curve']['iter'] == list(range(2, 17, 2))
+    # the same run stopped after its state at iteration 8: later states, weights and log lines gone
+    stopped = tmp_path / 'stopped' / 'experiments' / name
+    shutil.copytree(tmp_path / 'whole' / 'experiments' / name, stopped)
+    for path in list(stopped.glob('training_states/*.state')) + list(stopped.glob('models/*.pth')):
+        if not path.stem.split('_')[-1].isdigit() or int(path.stem.split('_')[-1]) > 8:
+            path.unlink()
+    (log,) = stopped.glob(f'train_{name}_*.log')
+    lines = log.read_text().splitlines(keepends=True)
+    cut = next(i for i, line in enumerate(lines) if re.search(r'iter:\s+9,', line))
+    log.write_text(''.join(lines[:cut]))
+    assert tables.finished_log(str(tmp_path / 'stopped'), name) is None
+    capsys.readouterr()
+    resumed = train('stopped')
+    assert f'{name}: resuming from its last training state' in capsys.readouterr().out
+    assert len(tables.segment_logs(str(tmp_path / 'stopped'), name)) == 2
+    assert resumed['curve'] == whole['curve'] and resumed['toy'] == whole['toy']
+    assert resumed['train_minutes'] >= tables.log_minutes(str(log))

@@ -25,8 +25,10 @@ Runs at ``4 * --iters``, ``8 * --iters``, ... extend the check one doubling each
 Every finished run leaves a record, ``<records>/<run>.json`` (default ``docs/tables_cpu/``, committed):
 its scores, validation curve, rate, wall time and a digest of its options. A run with a record is never
 run again, so the tables can be completed a piece at a time, on different machines; a record whose
-options digest no longer matches the presets is an error (delete it to run it again). The tables and
-figures are written from the records alone: rows with missing seeds say so.
+options digest no longer matches the presets is an error (delete it to run it again). A run stopped
+before its end (the end of a session) resumes from its last training state, saved every eighth of the
+run, when it is asked for again with the same ``--out``. The tables and figures are written from the
+records alone: rows with missing seeds say so.
 
     python tools/prepare_faid.py --faid-root ../shared/faid_mini --out datasets/faid_mini_c256 --all-test \\
         --test-crop 256 --opt options/fcdfn_demo.yml
@@ -50,6 +52,7 @@ import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -117,7 +120,8 @@ def official_rate(method):
 
 def run_options(method, seed, iters, crop, lr):
     """Options of one run: the method's preset with this seed, length (milestones keep their place in
-    the schedule), crop and rate; validation every eighth of the run."""
+    the schedule), crop and rate; validation and a training state every eighth of the run (a run
+    stopped by the end of a session resumes from its last state when run_tables is called again)."""
     opt = method_options(method)
     opt['manual_seed'] = seed
     opt['datasets']['train'].update(seed=seed, crop_size=crop)
@@ -127,7 +131,7 @@ def run_options(method, seed, iters, crop, lr):
     schedule['scheduler']['milestones'] = [int(round(iters * f)) for f in fractions]
     schedule['optim_g']['lr'] = float(lr)
     opt['val']['val_freq'] = max(1, iters // CURVE_POINTS)
-    opt['logger'].update(save_checkpoint_freq=iters, print_freq=max(1, iters // (5 * CURVE_POINTS)))
+    opt['logger'].update(save_checkpoint_freq=opt['val']['val_freq'], print_freq=max(1, iters // (5 * CURVE_POINTS)))
     return opt
 
 
@@ -336,11 +340,45 @@ def load_records(folder):
     return records
 
 
+def segment_logs(out, name):
+    """The training logs of a run, oldest first: one per start of ``tools/train.py`` (a resumed run has several)."""
+    return sorted(glob.glob(osp.join(out, 'experiments', name, f'train_{name}_*.log')))
+
+
 def finished_log(out, name):
-    logs = sorted(glob.glob(osp.join(out, 'experiments', name, f'train_{name}_*.log')))
+    logs = segment_logs(out, name)
     if logs and 'End of training' in open(logs[-1]).read():
         return logs[-1]
     return None
+
+
+_LOG_TIME = re.compile(r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) ')
+
+
+def log_minutes(path):
+    """Minutes between the first and the last time-stamped line of a BasicSR log."""
+    stamps = []
+    with open(path, encoding='utf-8') as handle:
+        for line in handle:
+            match = _LOG_TIME.match(line)
+            if match:
+                stamps.append(datetime.datetime.strptime(match.group(1), '%Y-%m-%d %H:%M:%S'))
+    return (stamps[-1] - stamps[0]).total_seconds() / 60 if stamps else 0.0
+
+
+def validation_curve(logs):
+    """``{'iter': [...], metric: [...]}`` from the validations of a run's logs, oldest first. A resumed
+    segment may validate an iteration again (its state predates the stop); its value replaces the
+    older one, which exact resume makes equal anyway."""
+    from fcdfn_plugin.utils.report import parse_train_log
+    points = {}
+    for log in logs:
+        for metric, series in parse_train_log(log)['val'].items():
+            points.setdefault(metric, {}).update(series)
+    iters = sorted(points.get('psnr', {}))
+    curve = {'iter': iters}
+    curve.update({metric: [points.get(metric, {}).get(it) for it in iters] for metric in METRICS})
+    return curve
 
 
 def run_tool(args, log_path, threads):
@@ -493,9 +531,12 @@ class Runner:
         return record
 
     def train(self, name, opt, digest, method, seed, iters, lr, purpose):
-        """Train one run with tools/train.py (or reuse its finished training) and read its record from the log."""
-        from fcdfn_plugin.utils.report import parse_train_log
+        """Train one run with tools/train.py (or reuse its finished training) and read its record from the logs.
 
+        ``--auto_resume``: a run stopped before its end (a session's end, a killed process) continues
+        from its last training state, so only the iterations after it are trained again; its minutes
+        are this call's plus those of the earlier segments' logs.
+        """
         run_started = time.time()
         opt['name'] = name
         opt['datasets']['train']['dataroot'] = osp.join(self.prepared, 'train.lmdb')
@@ -515,11 +556,16 @@ class Runner:
         else:
             with open(options, 'w') as handle:
                 yaml.safe_dump(opt, handle, sort_keys=False)
-            run_tool(['tools/train.py', '-opt', options], osp.join(run_dir, 'train.out'), self.threads)
+            earlier = segment_logs(self.out, name)
+            if glob.glob(osp.join(self.out, 'experiments', name, 'training_states', '*.state')):
+                print(f'{name}: resuming from its last training state', flush=True)
+            run_tool(['tools/train.py', '-opt', options, '--auto_resume'], osp.join(run_dir, 'train.out'),
+                     self.threads)
             log = finished_log(self.out, name)
-        val = parse_train_log(log)['val']
-        curve = {'iter': [it for it, _ in val['psnr']]}
-        curve.update({metric: [value for _, value in val[metric]] for metric in METRICS})
+            # the segments this call did not train: logs left by earlier, stopped calls (a fresh start
+            # instead moves the folder aside, so then there are none)
+            run_started -= 60 * sum(log_minutes(path) for path in segment_logs(self.out, name) if path in earlier)
+        curve = validation_curve(segment_logs(self.out, name))
         record = {'method': method, 'seed': seed, 'iters': iters, 'crop': self.crop,
                   'batch': opt['datasets']['train']['batch_size_per_gpu'], 'lr': float(lr), 'purpose': purpose,
                   'digest': digest, 'toy': {metric: curve[metric][-1] for metric in METRICS}, 'curve': curve,
