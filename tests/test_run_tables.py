@@ -188,6 +188,15 @@ def test_converged_budget_is_the_first_budget_whose_doubling_gains_little():
     assert tables.converged_budget(records, 'frl', 3e-4, 2000, 48, [10])[:2] == (2000, None)  # unchecked
 
 
+def test_log_minutes_spans_the_time_stamped_lines(tmp_path):
+    log = tmp_path / 'train.log'
+    log.write_text('2026-12-04 19:00:10,500 INFO: start\n  a line without a time\n'
+                   '2026-12-04 19:01:40,020 INFO: [iter: 10] ...\n\tpsnr: 20.0\n')
+    assert tables.log_minutes(str(log)) == 1.5
+    log.write_text('no time stamps\n')
+    assert tables.log_minutes(str(log)) == 0.0
+
+
 def test_a_stopped_run_resumes_from_its_last_training_state(toy_prepared, tmp_path, monkeypatch, capsys):
     """A run stopped after a training state (the end of a session) continues from it when run_tables is
     called again: the record's validation curve is the uninterrupted run's (exact resume), read from

@@ -352,7 +352,7 @@ def finished_log(out, name):
     return None
 
 
-_LOG_TIME = re.compile(r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) ')
+_LOG_TIME = re.compile(r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d{3} ')
 
 
 def log_minutes(path):
