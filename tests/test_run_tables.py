@@ -234,3 +234,59 @@ def test_a_stopped_run_resumes_from_its_last_training_state(toy_prepared, tmp_pa
     assert len(tables.segment_logs(str(tmp_path / 'stopped'), name)) == 2
     assert resumed['curve'] == whole['curve'] and resumed['toy'] == whole['toy']
     assert resumed['train_minutes'] >= tables.log_minutes(str(log))
+
+
+def test_next_runs_climb_the_ladder_with_one_seed_then_fill_the_seeds():
+    name = tables.run_name
+
+    def runs(method, scores, rate=3e-4):
+        return {name(method, seed, iters, 48, rate): {'toy': {'psnr': psnr}, 'real': {}}
+                for (seed, iters), psnr in scores.items()}
+
+    seeds = [10, 11, 12]
+    records = runs('frl', {(10, 2000): 20.4, (11, 2000): 20.3, (12, 2000): 20.6})
+    assert tables.next_runs(records, 'frl', 3e-4, 2000, 48, seeds)[:2] == (4000, [10])  # unchecked: the check
+    records.update(runs('frl', {(10, 4000): 20.9}))  # still climbing: the next doubling, same seed
+    assert tables.next_runs(records, 'frl', 3e-4, 2000, 48, seeds)[:2] == (8000, [10])
+    assert tables.next_runs(records, 'frl', 3e-4, 2000, 48, [11, 10])[:2] == (8000, [10])  # the seed run there
+    records.update(runs('frl', {(10, 8000): 20.95}))  # converged at 4000: the row's missing seeds there
+    assert tables.next_runs(records, 'frl', 3e-4, 2000, 48, seeds)[:2] == (4000, [11, 12])
+    records.update(runs('frl', {(11, 4000): 20.8, (12, 4000): 20.7}))
+    assert tables.next_runs(records, 'frl', 3e-4, 2000, 48, seeds) is None  # complete
+    assert tables.next_runs(records, 'djf', 1e-3, 2000, 48, seeds)[:2] == (2000, [10])  # nothing run yet
+    # Table 2's variants wait for FCDFN's converged budget, then need every seed there
+    assert tables.next_runs(records, 'no_fusion', 3e-4, 2000, 48, seeds)[0] is None
+    records.update(runs('fcdfn', {(10, 2000): 20.9, (10, 4000): 20.95}))
+    records.update(runs('no_fusion', {(11, 2000): 20.5}))
+    assert tables.next_runs(records, 'no_fusion', 3e-4, 2000, 48, seeds)[:2] == (2000, [10, 12])
+
+
+def test_minutes_per_iteration_reads_the_largest_one_thread_runs():
+    def record(method, iters, minutes, threads=1, crop=48):
+        return {'method': method, 'iters': iters, 'train_minutes': minutes, 'threads': threads, 'crop': crop}
+
+    records = dict(enumerate([record('frl', 500, 10.0), record('frl', 4000, 40.0), record('frl', 4000, 48.0),
+                              record('frl', 8000, 1.0, threads=2), record('frl', 8000, 1.0, crop=96),
+                              record('fcdfn', 2000, 10.0)]))
+    assert tables.minutes_per_iteration(records, 'frl', 48) == pytest.approx(0.011)
+    assert tables.minutes_per_iteration(records, 'no_flash', 48) == pytest.approx(0.005)  # FCDFN's
+    assert tables.minutes_per_iteration(records, 'djf', 96) is None
+
+
+def test_todo_rows_give_the_command_and_its_estimated_minutes():
+    from argparse import Namespace
+
+    def record(method, seed, iters, minutes):
+        return {'method': method, 'seed': seed, 'iters': iters, 'crop': 48, 'threads': 1, 'train_minutes': minutes,
+                'toy': {'psnr': 20.0}, 'real': {}}
+
+    records = {tables.run_name('lsd2', 10, n, 48, 3e-4): record('lsd2', 10, n, n / 1000) for n in (2000, 4000)}
+    records[tables.run_name('lsd2', 10, 4000, 48, 3e-4)]['toy']['psnr'] = 21.0
+    args = Namespace(methods=['lsd2', 'dsn', 'no_flash'], iters=2000, crop=48, seeds=[10, 11], real_test='real')
+    rows = tables.todo_rows(args, records, {'lsd2': (3e-4, ''), 'dsn': (None, 'no sweep'), 'no_flash': (3e-4, '')})
+    assert rows[0][:3] == ['LSD2', '8000', '10'] and rows[0][4] == '8'  # 8000 iterations at 1 ms an iteration
+    assert rows[0][5] == ('python tools/run_tables.py --phase table --methods lsd2 --iters 8000 --seeds 10 '
+                          '--threads 1 --real-test real')
+    assert '--phase sweep --methods dsn' in rows[1][5]
+    assert rows[2][3].startswith('waits') and rows[2][5] == ''
+    assert 'Nothing' in tables.todo_text([]) and '`python tools' in tables.todo_text(rows)

@@ -28,12 +28,14 @@ run again, so the tables can be completed a piece at a time, on different machin
 options digest no longer matches the presets is an error (delete it to run it again). A run stopped
 before its end (the end of a session) resumes from its last training state, saved every eighth of the
 run, when it is asked for again with the same ``--out``. The tables and figures are written from the
-records alone: rows with missing seeds say so.
+records alone: rows with missing seeds say so. ``--todo`` prints what the tables at converged budgets still
+lack (:func:`next_runs`): per row the next runs, their estimated minutes and the command that runs them.
 
     python tools/prepare_faid.py --faid-root ../shared/faid_mini --out datasets/faid_mini_c256 --all-test \\
         --test-crop 256 --opt options/fcdfn_demo.yml
     python tools/run_tables.py --real-test datasets/faid_mini_c256/test [--phase sweep|table|all] \\
         [--methods fcdfn deepfnf ...] [--seeds 10 11 12] [--jobs 2] [--out tables_output]
+    python tools/run_tables.py --todo --real-test datasets/faid_mini_c256/test
 
 Writes ``<out>/tables.md``, ``tables.json``, ``validation_curves_converged.png`` and ``validation_curves.png``
 (toy PSNR over the run, every method, at converged budgets and at ``--iters``), ``budget_check.png`` and
@@ -247,6 +249,39 @@ def converged_budget(records, method, rate, iters, crop, seeds):
     return ladder[-1], False, f'{ladder[-2]} -> {ladder[-1]}: still {gain:+.2f} dB'
 
 
+def minutes_per_iteration(records, method, crop):
+    """Training minutes per iteration of ``method`` at ``crop`` (FCDFN's for a Table 2 variant not run yet): the
+    median over its one-thread runs at the largest budget recorded (per-run costs weigh least there); None
+    without any run."""
+    for name in (method, 'fcdfn'):
+        runs = [r for r in records.values()
+                if r.get('method') == name and r['crop'] == crop and r.get('threads', 1) == 1]
+        if runs:
+            top = max(r['iters'] for r in runs)
+            return float(np.median([r['train_minutes'] / r['iters'] for r in runs if r['iters'] == top]))
+    return None
+
+
+def next_runs(records, method, rate, iters, crop, seeds):
+    """(iterations, seeds, why): the runs ``method``'s row at converged budgets lacks next, or None when it has
+    them all. A Table 1 row climbs its budget ladder with one seed (the doubling of its top budget) until a
+    doubling gains less than :data:`CONVERGED_DB`, then needs every seed at the converged budget. Table 2's
+    variants run at FCDFN's converged budget, so they wait (iterations None) until FCDFN has one."""
+    if method not in TABLE1:
+        budget, converged, _ = converged_budget(records, 'fcdfn', rate, iters, crop, seeds)
+        if not converged:
+            return None, [], "waits for FCDFN's converged budget"
+    else:
+        budget, converged, why = converged_budget(records, method, rate, iters, crop, seeds)
+        if not converged:
+            ran = [s for s in seeds if run_name(method, s, budget, crop, rate) in records]
+            if not ran:
+                return budget, seeds[:1], f'no run at {budget} yet'
+            return 2 * budget, ran[:1], f'budget check {budget} -> {2 * budget} ({why})'
+    missing = [s for s in seeds if run_name(method, s, budget, crop, rate) not in records]
+    return (budget, missing, f'the seeds of the row at {budget}') if missing else None
+
+
 def training_minutes(records, crop):
     """Per (purpose, iterations) of the records at ``crop``: (runs, total minutes, {method: (min, max)})."""
     groups = {}
@@ -261,6 +296,46 @@ def training_minutes(records, crop):
         summary[key] = (len(runs), sum(r['train_minutes'] for r in runs),
                         {m: (min(v), max(v)) for m, v in sorted(per_method.items(), key=lambda kv: -max(kv[1]))})
     return summary
+
+
+def todo_rows(args, records, chosen):
+    """The runs the tables at converged budgets still lack, one row per method (:func:`next_runs`): label,
+    iterations, seeds, why, estimated minutes on one thread each, and the command that runs them."""
+    rows = []
+    for method in args.methods:
+        rate, _ = chosen[method]
+        if rate is None:
+            command = f'python tools/run_tables.py --phase sweep --methods {method} --threads 1'
+            rows.append([LABELS[method], '', '', 'its rate sweep first', '', command])
+            continue
+        need = next_runs(records, method, rate, args.iters, args.crop, args.seeds)
+        if need is None:
+            continue
+        iters, seeds, why = need
+        if iters is None:
+            rows.append([LABELS[method], '', '', why, '', ''])
+            continue
+        per_iteration = minutes_per_iteration(records, method, args.crop)
+        minutes = '' if per_iteration is None else f'{per_iteration * iters * len(seeds):.0f}'
+        command = (f'python tools/run_tables.py --phase table --methods {method} --iters {iters} --seeds '
+                   + ' '.join(map(str, seeds)) + ' --threads 1'
+                   + (f' --real-test {args.real_test}' if args.real_test else ''))
+        rows.append([LABELS[method], str(iters), ' '.join(map(str, seeds)), why, minutes, command])
+    return rows
+
+
+def todo_text(rows):
+    """The report's section on what the tables still need (``rows`` from :func:`todo_rows`)."""
+    from fcdfn_plugin.utils.report import markdown_table
+
+    if not rows:
+        return '\n### What the tables still need\n\nNothing: every row has converged and has all its seeds.\n'
+    return ('\n### What the tables still need\n\nThe next runs of each row at converged budgets (a row climbs its '
+            'budget ladder with one seed, then needs every seed at its converged budget); minutes estimated from '
+            'the method\'s recorded runs, one thread each. Records accumulate in docs/tables_cpu: run these on '
+            'any machine, commit the records, and the tables complete a piece at a time.\n\n'
+            + markdown_table(['method', 'iterations', 'seeds', 'why', 'minutes (est.)', 'command'],
+                             [row[:5] + [f'`{row[5]}`' if row[5] else ''] for row in rows]))
 
 
 #: Between these lines of a markdown file, ``--results`` writes the report (headings one level down).
@@ -594,6 +669,13 @@ class Runner:
             record['real'][self.real_name] = json.load(handle)['results'][name]['mean']
 
 
+def choose_rates(args, records):
+    """method -> (rate, why) for every method asked: :func:`choose_rate` on the sweep's records (FCDFN's sweep
+    for Table 2's variants)."""
+    return {m: choose_rate(m if m in TABLE1 else 'fcdfn', records, args.sweep_iters, args.crop, args.sweep_seed)
+            for m in args.methods}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', default='tables_output', help='folder for runs, tables and figures')
@@ -615,6 +697,8 @@ def main():
     parser.add_argument('--threads', type=int, default=None,
                         help='torch threads per run (default: all cores for one job, one each for several)')
     parser.add_argument('--report-only', action='store_true', help='run nothing: write the tables from the records')
+    parser.add_argument('--todo', action='store_true',
+                        help='run nothing: print the runs the tables at converged budgets still lack, with commands')
     parser.add_argument('--results', default=None,
                         help='markdown file (docs/RESULTS.md) to write the report into, between its '
                              'run_tables report markers; its figures are copied to figures/ beside it')
@@ -629,6 +713,10 @@ def main():
 
     import fcdfn_plugin  # noqa: F401
     from fcdfn_plugin.utils.pipeline import ensure_toy_dataset
+
+    if args.todo:
+        print(todo_text(todo_rows(args, records := load_records(args.records), choose_rates(args, records))))
+        return
 
     sweep_iters = args.sweep_iters
     threads = args.threads or (1 if args.jobs > 1 else (os.cpu_count() or 1))
@@ -654,11 +742,7 @@ def main():
     if not args.report_only and args.phase in ('sweep', 'all'):
         rates = {m: sorted(set(SWEEP_RATES) | {official_rate(m)}) for m in table1_methods}
         run_all([(m, args.sweep_seed, sweep_iters, rate, 'sweep') for m in table1_methods for rate in rates[m]])
-    chosen = {}
-    for method in args.methods:
-        rate, why = choose_rate('fcdfn' if method not in TABLE1 else method, records, sweep_iters, args.crop,
-                                args.sweep_seed)
-        chosen[method] = (rate, why)
+    chosen = choose_rates(args, records)
     if not args.report_only and args.phase in ('table', 'all'):
         waiting = [f'{m} ({why})' for m, (rate, why) in chosen.items() if rate is None]
         if waiting:  # asked for table runs that cannot run: an error, not a silent skip
@@ -826,6 +910,7 @@ def write_report(args, records, chosen, prepared, out, real_name, started):
                                      + [f'gain, {"toy" if s == "toy" else "real"} (dB)' for s in sets]
                                      + ['seed std before (toy)', 'verdict'],
                                      doubling_rows))
+    text.append(todo_text(todo_rows(args, records, chosen)))
     sweep = sweep_rows(records, args.methods, sweep_iters, args.crop, args.sweep_seed)
     if sweep:
         rates = sorted({rate for _, _, scores in sweep for rate in scores})
