@@ -7,6 +7,7 @@ import json
 import os
 
 import pytest
+import yaml
 
 from conftest import REPO_ROOT, load_tool
 
@@ -197,10 +198,11 @@ def test_log_minutes_spans_the_time_stamped_lines(tmp_path):
     assert tables.log_minutes(str(log)) == 0.0
 
 
-def test_a_stopped_run_resumes_from_its_last_training_state(toy_prepared, tmp_path, monkeypatch, capsys):
-    """A run stopped after a training state (the end of a session) continues from it when run_tables is
-    called again: the record's validation curve is the uninterrupted run's (exact resume), read from
-    both segments' logs, and its minutes include the stopped segment's."""
+def test_a_stopped_run_resumes_from_its_parked_state_elsewhere(toy_prepared, tmp_path, monkeypatch, capsys):
+    """A run stopped after a training state (the end of a session) and parked (``--park``) continues from
+    that state in another --out (another machine) that has only the records folder: the record's validation
+    curve is the uninterrupted run's (exact resume), read from both segments' logs, its minutes include the
+    stopped segment's, and the park is removed once the run is recorded."""
     import re
     import shutil
     import time
@@ -212,8 +214,10 @@ def test_a_stopped_run_resumes_from_its_last_training_state(toy_prepared, tmp_pa
         opt = tables.run_options('djf', 10, 16, 16, 1e-3)
         del opt['val']['metrics']['lpips']  # no VGG weights needed
         assert opt['logger']['save_checkpoint_freq'] == opt['val']['val_freq'] == 2
-        runner = tables.Runner(str(out), str(out / 'records'), {}, str(toy_prepared), 16, 1, None, 10, time.time())
+        runner = tables.Runner(str(out), str(records), {}, str(toy_prepared), 16, 1, None, 10, time.time())
         return runner.train(name, opt, tables.options_digest(opt), 'djf', 10, 16, 1e-3, 'table')
+
+    records = tmp_path / 'records'
 
     whole = train('whole')
     assert whole['curve']['iter'] == list(range(2, 17, 2))
@@ -228,10 +232,16 @@ def test_a_stopped_run_resumes_from_its_last_training_state(toy_prepared, tmp_pa
     cut = next(i for i, line in enumerate(lines) if re.search(r'iter:\s+9,', line))
     log.write_text(''.join(lines[:cut]))
     assert tables.finished_log(str(tmp_path / 'stopped'), name) is None
+    (line,) = tables.park(str(tmp_path / 'stopped'), str(records), {})
+    parked = records / 'unfinished' / name
+    assert 'at iteration 8' in line
+    assert sorted(p.suffix for p in parked.iterdir()) == ['.json', '.log', '.pth', '.state']
     capsys.readouterr()
-    resumed = train('stopped')
-    assert f'{name}: resuming from its last training state' in capsys.readouterr().out
-    assert len(tables.segment_logs(str(tmp_path / 'stopped'), name)) == 2
+    resumed = train('elsewhere')  # a fresh --out: only the records folder came along
+    said = capsys.readouterr().out
+    assert f'{name}: restored the state parked at iteration 8' in said
+    assert f'{name}: resuming from its last training state' in said
+    assert len(tables.segment_logs(str(tmp_path / 'elsewhere'), name)) == 2
     assert resumed['curve'] == whole['curve'] and resumed['toy'] == whole['toy']
     assert resumed['train_minutes'] >= tables.log_minutes(str(log))
 
@@ -290,3 +300,51 @@ def test_todo_rows_give_the_command_and_its_estimated_minutes():
     assert '--phase sweep --methods dsn' in rows[1][5]
     assert rows[2][3].startswith('waits') and rows[2][5] == ''
     assert 'Nothing' in tables.todo_text([]) and '`python tools' in tables.todo_text(rows)
+
+
+def test_park_and_restore_keep_the_newest_state_and_refuse_other_options(tmp_path, capsys):
+    import time
+    name = tables.run_name('frl', 10, 16000, 48, 3e-4)
+    opt = tables.run_options('frl', 10, 16000, 48, 3e-4)
+
+    def machine(label, states):
+        out = tmp_path / label
+        run = out / 'experiments' / name
+        for sub in ('training_states', 'models'):
+            (run / sub).mkdir(parents=True)
+        (run / f'{name}.yml').write_text(yaml.safe_dump(opt))
+        (run / f'train_{name}_20261204_{label}.log').write_text('2026-12-04 21:00:00,000 INFO: start\n')
+        for iteration in states:
+            (run / 'training_states' / f'{iteration}.state').write_text(f'state {iteration}')
+            (run / 'models' / f'net_g_{iteration}.pth').write_text(f'weights {iteration}')
+        return out
+
+    records = tmp_path / 'records'
+    a = machine('a', [2000, 4000])
+    (a / 'experiments' / 'no_state_yet').mkdir()
+    lines = tables.park(str(a), str(records), {})
+    assert lines[0].startswith('frl_it16000') and 'at iteration 4000' in lines[0] and 'nothing to park' in lines[1]
+    parked = records / 'unfinished' / name
+    assert (parked / '4000.state').read_text() == 'state 4000' and not (parked / '2000.state').exists()
+    assert tables.park(str(a), str(records), {name: {}}) == ['no_state_yet: no training state yet, nothing to park']
+    # a machine behind the park does not replace it, and one ahead does
+    assert 'kept the parked state at 4000' in tables.park(str(machine('b', [2000])), str(records), {})[0]
+    tables.park(str(machine('c', [6000])), str(records), {})
+    assert json.loads((parked / 'park.json').read_text())['iter'] == 6000 and not (parked / '4000.state').exists()
+
+    runner = tables.Runner(str(tmp_path / 'd'), str(records), {}, 'prepared', 48, 1, None, 10, time.time())
+    digest = tables.options_digest(opt)
+    runner.restore(name, digest)
+    run = tmp_path / 'd' / 'experiments' / name
+    assert (run / 'training_states' / '6000.state').read_text() == 'state 6000'
+    assert (run / 'models' / 'net_g_6000.pth').exists() and len(list(run.glob('train_*.log'))) == 1
+    with pytest.raises(RuntimeError, match='parked with other options'):
+        runner.restore(name, 'another digest')
+    # a recorded run's park is removed
+    runner.train = lambda *args: {'toy': {'psnr': 21.0}, 'real': {}}
+    runner.run('frl', 10, 16000, 3e-4, 'sweep')
+    assert not parked.exists() and (records / f'{name}.json').exists()
+    assert 'its parked state removed' in capsys.readouterr().out
+    (run / 'models' / 'net_g_6000.pth').unlink()
+    with pytest.raises(FileNotFoundError, match='net_g_6000.pth'):
+        tables.park(str(tmp_path / 'd'), str(records), {})

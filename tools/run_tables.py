@@ -27,7 +27,8 @@ its scores, validation curve, rate, wall time and a digest of its options. A run
 run again, so the tables can be completed a piece at a time, on different machines; a record whose
 options digest no longer matches the presets is an error (delete it to run it again). A run stopped
 before its end (the end of a session) resumes from its last training state, saved every eighth of the
-run, when it is asked for again with the same ``--out``. The tables and figures are written from the
+run, when it is asked for again with the same ``--out``; ``--park`` copies that state into the records
+folder (``unfinished/<run>/``, committed), so that the run resumes on another machine. The tables and figures are written from the
 records alone: rows with missing seeds say so. ``--todo`` prints what the tables at converged budgets still
 lack (:func:`next_runs`): per row the next runs, their estimated minutes and the command that runs them.
 
@@ -36,6 +37,7 @@ lack (:func:`next_runs`): per row the next runs, their estimated minutes and the
     python tools/run_tables.py --real-test datasets/faid_mini_c256/test [--phase sweep|table|all] \\
         [--methods fcdfn deepfnf ...] [--seeds 10 11 12] [--jobs 2] [--out tables_output]
     python tools/run_tables.py --todo --real-test datasets/faid_mini_c256/test
+    python tools/run_tables.py --park --out tables_output   # before the machine goes: then commit docs/tables_cpu
 
 Writes ``<out>/tables.md``, ``tables.json``, ``validation_curves_converged.png`` and ``validation_curves.png``
 (toy PSNR over the run, every method, at converged budgets and at ``--iters``), ``budget_check.png`` and
@@ -427,6 +429,58 @@ def finished_log(out, name):
     return None
 
 
+def latest_state(run_path):
+    """(iteration, path) of the newest training state in a run's experiments folder, or (0, None)."""
+    states = glob.glob(osp.join(run_path, 'training_states', '*.state'))
+    found = [(int(osp.splitext(osp.basename(p))[0]), p) for p in states if osp.basename(p)[:-6].isdigit()]
+    return max(found) if found else (0, None)
+
+
+def unfinished_dir(records_dir, name):
+    """Where ``--park`` keeps a run's training state between machines (committed with the records)."""
+    return osp.join(records_dir, 'unfinished', name)
+
+
+def park(out, records_dir, records):
+    """Copy the newest training state of each unfinished run under ``out`` (its state, the weights of that
+    iteration, its logs so far and its options' digest) to ``unfinished_dir``, for another machine to resume
+    from (:meth:`Runner.restore`). Returns one line per run. A parked state newer than this machine's is kept:
+    another machine went further."""
+    lines = []
+    for run_path in sorted(glob.glob(osp.join(out, 'experiments', '*'))):
+        name = osp.basename(run_path)
+        if name in records or finished_log(out, name) is not None:
+            continue  # done, or finished and recorded by the next run_tables call here
+        iteration, state = latest_state(run_path)
+        if state is None:
+            lines.append(f'{name}: no training state yet, nothing to park')
+            continue
+        target = unfinished_dir(records_dir, name)
+        info_path = osp.join(target, 'park.json')
+        if osp.isfile(info_path):
+            with open(info_path) as handle:
+                parked_iteration = json.load(handle)['iter']
+            if parked_iteration > iteration:
+                lines.append(f'{name}: kept the parked state at {parked_iteration} (newer than this machine\'s, '
+                             f'{iteration})')
+                continue
+        weights = osp.join(run_path, 'models', f'net_g_{iteration}.pth')
+        if not osp.isfile(weights):
+            raise FileNotFoundError(f'{weights} is missing: the training state at {iteration} needs its weights')
+        with open(osp.join(run_path, f'{name}.yml')) as handle:
+            digest = options_digest(yaml.safe_load(handle))
+        if osp.isdir(target):
+            shutil.rmtree(target)  # an older park of this run, superseded
+        os.makedirs(target)
+        for path in [state, weights] + segment_logs(out, name):
+            shutil.copy2(path, target)
+        with open(info_path, 'w') as handle:
+            json.dump({'iter': iteration, 'digest': digest}, handle, indent=1)
+        size = sum(osp.getsize(osp.join(target, f)) for f in os.listdir(target)) / 2**20
+        lines.append(f'{name}: parked its state at iteration {iteration} in {target} ({size:.1f} MB)')
+    return lines
+
+
 _LOG_TIME = re.compile(r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d{3} ')
 
 
@@ -595,6 +649,10 @@ class Runner:
             with open(record_path, 'w') as handle:
                 json.dump(record, handle, indent=1)
             self.records[name] = record
+            parked = unfinished_dir(self.records_dir, name)
+            if osp.isdir(parked):
+                shutil.rmtree(parked)
+                print(f'{name}: recorded, its parked state removed from {parked} (commit the removal)', flush=True)
             gain = record.get('last_quarter_gain_db')
             print(f'{name}: toy PSNR {record["toy"]["psnr"]:.2f}'
                   + (f', real PSNR {record["real"][self.real_name]["psnr"]:.2f}'
@@ -631,6 +689,7 @@ class Runner:
         else:
             with open(options, 'w') as handle:
                 yaml.safe_dump(opt, handle, sort_keys=False)
+            self.restore(name, digest)
             earlier = segment_logs(self.out, name)
             if glob.glob(osp.join(self.out, 'experiments', name, 'training_states', '*.state')):
                 print(f'{name}: resuming from its last training state', flush=True)
@@ -650,6 +709,29 @@ class Runner:
         if record['last_quarter_gain_db'] is not None:
             record['converged'] = record['last_quarter_gain_db'] < CONVERGED_DB
         return record
+
+    def restore(self, name, digest):
+        """Bring a run parked by another machine (:func:`park`) into this one's experiments folder, unless this
+        machine's own state is as far: its state, weights and logs, so that ``--auto_resume`` continues it and
+        the record counts its earlier segments. A park made with other options is an error."""
+        parked = unfinished_dir(self.records_dir, name)
+        if not osp.isfile(osp.join(parked, 'park.json')):
+            return
+        with open(osp.join(parked, 'park.json')) as handle:
+            info = json.load(handle)
+        if info['digest'] != digest:
+            raise RuntimeError(f'{parked} was parked with other options than options/table1 gives now; delete it '
+                               'to train the run from the start.')
+        run_path = osp.join(self.out, 'experiments', name)
+        if latest_state(run_path)[0] >= info['iter']:
+            return
+        for sub in ('training_states', 'models'):
+            os.makedirs(osp.join(run_path, sub), exist_ok=True)
+        for file in sorted(os.listdir(parked)):
+            sub = {'.state': 'training_states', '.pth': 'models', '.log': ''}.get(osp.splitext(file)[1])
+            if sub is not None:  # a log of the same name here is an earlier copy of the same segment
+                shutil.copy2(osp.join(parked, file), osp.join(run_path, sub, file))
+        print(f'{name}: restored the state parked at iteration {info["iter"]} from {parked}', flush=True)
 
     def score_real(self, name, record, record_path):
         """Add the scores on the real test folder to ``record`` (tools/evaluate.py on the run's weights)."""
@@ -697,6 +779,9 @@ def main():
     parser.add_argument('--threads', type=int, default=None,
                         help='torch threads per run (default: all cores for one job, one each for several)')
     parser.add_argument('--report-only', action='store_true', help='run nothing: write the tables from the records')
+    parser.add_argument('--park', action='store_true',
+                        help='run nothing: copy the newest training state of each unfinished run under --out to '
+                             '<records>/unfinished/ (commit it: another machine resumes the run from there)')
     parser.add_argument('--todo', action='store_true',
                         help='run nothing: print the runs the tables at converged budgets still lack, with commands')
     parser.add_argument('--results', default=None,
@@ -716,6 +801,10 @@ def main():
 
     if args.todo:
         print(todo_text(todo_rows(args, records := load_records(args.records), choose_rates(args, records))))
+        return
+    if args.park:
+        print('\n'.join(park(osp.abspath(args.out), args.records, load_records(args.records))
+                        or [f'no unfinished runs under {args.out}']))
         return
 
     sweep_iters = args.sweep_iters
