@@ -283,7 +283,7 @@ def test_minutes_per_iteration_reads_the_largest_one_thread_runs():
     assert tables.minutes_per_iteration(records, 'djf', 96) is None
 
 
-def test_todo_rows_give_the_command_and_its_estimated_minutes():
+def test_todo_rows_give_the_command_and_its_estimated_minutes(tmp_path):
     from argparse import Namespace
 
     def record(method, seed, iters, minutes):
@@ -292,12 +292,19 @@ def test_todo_rows_give_the_command_and_its_estimated_minutes():
 
     records = {tables.run_name('lsd2', 10, n, 48, 3e-4): record('lsd2', 10, n, n / 1000) for n in (2000, 4000)}
     records[tables.run_name('lsd2', 10, 4000, 48, 3e-4)]['toy']['psnr'] = 21.0
-    args = Namespace(methods=['lsd2', 'dsn', 'no_flash'], iters=2000, crop=48, seeds=[10, 11], real_test='real')
+    args = Namespace(methods=['lsd2', 'dsn', 'no_flash'], iters=2000, crop=48, seeds=[10, 11], real_test='real',
+                     records=str(tmp_path))
     rows = tables.todo_rows(args, records, {'lsd2': (3e-4, ''), 'dsn': (None, 'no sweep'), 'no_flash': (3e-4, '')})
     assert rows[0][:3] == ['LSD2', '8000', '10'] and rows[0][4] == '8'  # 8000 iterations at 1 ms an iteration
     assert rows[0][5] == ('python tools/run_tables.py --phase table --methods lsd2 --iters 8000 --seeds 10 '
                           '--threads 1 --real-test real')
     assert '--phase sweep --methods dsn' in rows[1][5]
+    parked = tmp_path / 'unfinished' / tables.run_name('lsd2', 10, 8000, 48, 3e-4)
+    parked.mkdir(parents=True)
+    (parked / 'park.json').write_text(json.dumps({'iter': 6000, 'digest': 'x'}))
+    args.methods = ['lsd2']
+    (row,) = tables.todo_rows(args, records, {'lsd2': (3e-4, '')})
+    assert row[3].endswith('seed 10 parked at 6000') and row[4] == '2'  # the 2000 iterations left
     assert rows[2][3].startswith('waits') and rows[2][5] == ''
     assert 'Nothing' in tables.todo_text([]) and '`python tools' in tables.todo_text(rows)
 

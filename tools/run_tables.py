@@ -28,9 +28,10 @@ run again, so the tables can be completed a piece at a time, on different machin
 options digest no longer matches the presets is an error (delete it to run it again). A run stopped
 before its end (the end of a session) resumes from its last training state, saved every eighth of the
 run, when it is asked for again with the same ``--out``; ``--park`` copies that state into the records
-folder (``unfinished/<run>/``, committed), so that the run resumes on another machine. The tables and figures are written from the
-records alone: rows with missing seeds say so. ``--todo`` prints what the tables at converged budgets still
-lack (:func:`next_runs`): per row the next runs, their estimated minutes and the command that runs them.
+folder (``unfinished/<run>/``, committed), so that the run resumes on another machine. The tables and
+figures are written from the records alone: rows with missing seeds say so. ``--todo`` prints what the
+tables at converged budgets still lack (:func:`next_runs`): per row the next runs, their estimated minutes
+(less where a run is parked) and the command that runs them.
 
     python tools/prepare_faid.py --faid-root ../shared/faid_mini --out datasets/faid_mini_c256 --all-test \\
         --test-crop 256 --opt options/fcdfn_demo.yml
@@ -317,8 +318,17 @@ def todo_rows(args, records, chosen):
         if iters is None:
             rows.append([LABELS[method], '', '', why, '', ''])
             continue
+        left = {seed: iters for seed in seeds}  # iterations still to train: a parked run resumes
+        for seed in seeds:
+            info_path = osp.join(unfinished_dir(args.records, run_name(method, seed, iters, args.crop, rate)),
+                                 'park.json')
+            if osp.isfile(info_path):
+                with open(info_path) as handle:
+                    done = json.load(handle)['iter']
+                left[seed] -= done
+                why += f'; seed {seed} parked at {done}'
         per_iteration = minutes_per_iteration(records, method, args.crop)
-        minutes = '' if per_iteration is None else f'{per_iteration * iters * len(seeds):.0f}'
+        minutes = '' if per_iteration is None else f'{per_iteration * sum(left.values()):.0f}'
         command = (f'python tools/run_tables.py --phase table --methods {method} --iters {iters} --seeds '
                    + ' '.join(map(str, seeds)) + ' --threads 1'
                    + (f' --real-test {args.real_test}' if args.real_test else ''))
