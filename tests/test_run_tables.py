@@ -80,6 +80,26 @@ def test_committed_records_are_consistent():
         assert record['curve']['psnr'][-1] == record['toy']['psnr']
 
 
+def test_committed_parks_can_be_resumed():
+    """Every parked run (``--park``) has no record yet, matches the presets' digest and holds the state and
+    weights of the iteration it names: what Runner.restore needs on the next machine."""
+    import re
+    for folder in sorted(glob.glob(os.path.join(REPO_ROOT, 'docs', 'tables_cpu', 'unfinished', '*'))):
+        name = os.path.basename(folder)
+        method, iters, crop, lr, seed = re.fullmatch(r'(\w+?)_it(\d+)_c(\d+)_lr([\d.e-]+)_s(\d+)', name).groups()
+        assert tables.run_name(method, int(seed), int(iters), int(crop), float(lr)) == name
+        assert not os.path.exists(os.path.join(REPO_ROOT, 'docs', 'tables_cpu', f'{name}.json')), \
+            f'{folder}: the run is recorded, its park should have been removed'
+        with open(os.path.join(folder, 'park.json')) as handle:
+            info = json.load(handle)
+        opt = tables.run_options(method, int(seed), int(iters), int(crop), float(lr))
+        assert info['digest'] == tables.options_digest(opt), f'{folder}: parked with other options than the presets'
+        assert 0 < info['iter'] < int(iters)
+        for file in (f'{info["iter"]}.state', f'net_g_{info["iter"]}.pth'):
+            assert os.path.isfile(os.path.join(folder, file)), f'{folder}: {file} is missing'
+        assert glob.glob(os.path.join(folder, f'train_{name}_*.log'))
+
+
 def test_curve_gain_over_the_last_eighth():
     curve = {'iter': [100, 200, 300, 400, 500, 600, 700, 800], 'psnr': [15, 16, 17, 17, 17, 17, 19.0, 19.05]}
     assert tables.curve_gain(curve, 800) == pytest.approx(2.05)  # 600 -> 800: the decay's step included
