@@ -256,6 +256,7 @@ def test_a_stopped_run_resumes_from_its_parked_state_elsewhere(toy_prepared, tmp
     parked = records / 'unfinished' / name
     assert 'at iteration 8' in line
     assert sorted(p.suffix for p in parked.iterdir()) == ['.json', '.log', '.pth', '.state']
+    assert str(tmp_path) not in next(parked.glob('*.log')).read_text()  # committed: no machine paths
     capsys.readouterr()
     resumed = train('elsewhere')  # a fresh --out: only the records folder came along
     said = capsys.readouterr().out

@@ -451,11 +451,15 @@ def unfinished_dir(records_dir, name):
     return osp.join(records_dir, 'unfinished', name)
 
 
+#: An absolute path of two or more parts in a log (not BasicSR's ASCII-art banner).
+_ABSOLUTE_PATH = re.compile(r'(?<![\w.:/])/[A-Za-z0-9][\w.+-]*(?:/[\w.+-]+)+/?')
+
+
 def park(out, records_dir, records):
     """Copy the newest training state of each unfinished run under ``out`` (its state, the weights of that
-    iteration, its logs so far and its options' digest) to ``unfinished_dir``, for another machine to resume
-    from (:meth:`Runner.restore`). Returns one line per run. A parked state newer than this machine's is kept:
-    another machine went further."""
+    iteration, its logs so far with this machine's paths replaced by ``<path>``, and its options' digest) to
+    ``unfinished_dir``, for another machine to resume from (:meth:`Runner.restore`). Returns one line per run.
+    A parked state newer than this machine's is kept: another machine went further."""
     lines = []
     for run_path in sorted(glob.glob(osp.join(out, 'experiments', '*'))):
         name = osp.basename(run_path)
@@ -482,8 +486,13 @@ def park(out, records_dir, records):
         if osp.isdir(target):
             shutil.rmtree(target)  # an older park of this run, superseded
         os.makedirs(target)
-        for path in [state, weights] + segment_logs(out, name):
+        for path in (state, weights):
             shutil.copy2(path, target)
+        for path in segment_logs(out, name):  # committed: without this machine's paths (the options dump)
+            with open(path, encoding='utf-8') as handle:
+                text = _ABSOLUTE_PATH.sub('<path>', handle.read())
+            with open(osp.join(target, osp.basename(path)), 'w', encoding='utf-8') as handle:
+                handle.write(text)
         with open(info_path, 'w') as handle:
             json.dump({'iter': iteration, 'digest': digest}, handle, indent=1)
         size = sum(osp.getsize(osp.join(target, f)) for f in os.listdir(target)) / 2**20
