@@ -320,13 +320,10 @@ def todo_rows(args, records, chosen):
             continue
         left = {seed: iters for seed in seeds}  # iterations still to train: a parked run resumes
         for seed in seeds:
-            info_path = osp.join(unfinished_dir(args.records, run_name(method, seed, iters, args.crop, rate)),
-                                 'park.json')
-            if osp.isfile(info_path):
-                with open(info_path) as handle:
-                    done = json.load(handle)['iter']
-                left[seed] -= done
-                why += f'; seed {seed} parked at {done}'
+            parked = parked_info(args.records, run_name(method, seed, iters, args.crop, rate))
+            if parked is not None:
+                left[seed] -= parked['iter']
+                why += f'; seed {seed} parked at {parked["iter"]}'
         per_iteration = minutes_per_iteration(records, method, args.crop)
         minutes = '' if per_iteration is None else f'{per_iteration * sum(left.values()):.0f}'
         command = (f'python tools/run_tables.py --phase table --methods {method} --iters {iters} --seeds '
@@ -441,14 +438,23 @@ def finished_log(out, name):
 
 def latest_state(run_path):
     """(iteration, path) of the newest training state in a run's experiments folder, or (0, None)."""
-    states = glob.glob(osp.join(run_path, 'training_states', '*.state'))
-    found = [(int(osp.splitext(osp.basename(p))[0]), p) for p in states if osp.basename(p)[:-6].isdigit()]
+    stems = ((osp.splitext(osp.basename(p))[0], p) for p in glob.glob(osp.join(run_path, 'training_states', '*.state')))
+    found = [(int(stem), p) for stem, p in stems if stem.isdigit()]
     return max(found) if found else (0, None)
 
 
 def unfinished_dir(records_dir, name):
     """Where ``--park`` keeps a run's training state between machines (committed with the records)."""
     return osp.join(records_dir, 'unfinished', name)
+
+
+def parked_info(records_dir, name):
+    """``{'iter', 'digest'}`` of a run parked in ``records_dir`` (:func:`park`), or None if it is not parked."""
+    path = osp.join(unfinished_dir(records_dir, name), 'park.json')
+    if not osp.isfile(path):
+        return None
+    with open(path) as handle:
+        return json.load(handle)
 
 
 #: An absolute path of two or more parts in a log (not BasicSR's ASCII-art banner).
@@ -470,14 +476,11 @@ def park(out, records_dir, records):
             lines.append(f'{name}: no training state yet, nothing to park')
             continue
         target = unfinished_dir(records_dir, name)
-        info_path = osp.join(target, 'park.json')
-        if osp.isfile(info_path):
-            with open(info_path) as handle:
-                parked_iteration = json.load(handle)['iter']
-            if parked_iteration > iteration:
-                lines.append(f'{name}: kept the parked state at {parked_iteration} (newer than this machine\'s, '
-                             f'{iteration})')
-                continue
+        parked = parked_info(records_dir, name)
+        if parked is not None and parked['iter'] > iteration:
+            lines.append(f'{name}: kept the parked state at {parked["iter"]} (newer than this machine\'s, '
+                         f'{iteration})')
+            continue
         weights = osp.join(run_path, 'models', f'net_g_{iteration}.pth')
         if not osp.isfile(weights):
             raise FileNotFoundError(f'{weights} is missing: the training state at {iteration} needs its weights')
@@ -493,7 +496,7 @@ def park(out, records_dir, records):
                 text = _ABSOLUTE_PATH.sub('<path>', handle.read())
             with open(osp.join(target, osp.basename(path)), 'w', encoding='utf-8') as handle:
                 handle.write(text)
-        with open(info_path, 'w') as handle:
+        with open(osp.join(target, 'park.json'), 'w') as handle:
             json.dump({'iter': iteration, 'digest': digest}, handle, indent=1)
         size = sum(osp.getsize(osp.join(target, f)) for f in os.listdir(target)) / 2**20
         lines.append(f'{name}: parked its state at iteration {iteration} in {target} ({size:.1f} MB)')
@@ -710,7 +713,7 @@ class Runner:
                 yaml.safe_dump(opt, handle, sort_keys=False)
             self.restore(name, digest)
             earlier = segment_logs(self.out, name)
-            if glob.glob(osp.join(self.out, 'experiments', name, 'training_states', '*.state')):
+            if latest_state(osp.join(self.out, 'experiments', name))[1] is not None:
                 print(f'{name}: resuming from its last training state', flush=True)
             run_tool(['tools/train.py', '-opt', options, '--auto_resume'], osp.join(run_dir, 'train.out'),
                      self.threads)
@@ -733,11 +736,10 @@ class Runner:
         """Bring a run parked by another machine (:func:`park`) into this one's experiments folder, unless this
         machine's own state is as far: its state, weights and logs, so that ``--auto_resume`` continues it and
         the record counts its earlier segments. A park made with other options is an error."""
-        parked = unfinished_dir(self.records_dir, name)
-        if not osp.isfile(osp.join(parked, 'park.json')):
+        info = parked_info(self.records_dir, name)
+        if info is None:
             return
-        with open(osp.join(parked, 'park.json')) as handle:
-            info = json.load(handle)
+        parked = unfinished_dir(self.records_dir, name)
         if info['digest'] != digest:
             raise RuntimeError(f'{parked} was parked with other options than options/table1 gives now; delete it '
                                'to train the run from the start.')
