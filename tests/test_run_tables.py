@@ -221,8 +221,8 @@ def test_log_minutes_spans_the_time_stamped_lines(tmp_path):
 def test_a_stopped_run_resumes_from_its_parked_state_elsewhere(toy_prepared, tmp_path, monkeypatch, capsys):
     """A run stopped after a training state (the end of a session) and parked (``--park``) continues from
     that state in another --out (another machine) that has only the records folder: the record's validation
-    curve is the uninterrupted run's (exact resume), read from both segments' logs, its minutes include the
-    stopped segment's, and the park is removed once the run is recorded."""
+    curve is the uninterrupted run's (exact resume), read from both segments' logs, and its minutes include the
+    stopped segment's (the park's removal once recorded: the next test)."""
     import re
     import shutil
     import time
