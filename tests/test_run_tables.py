@@ -376,3 +376,24 @@ def test_park_and_restore_keep_the_newest_state_and_refuse_other_options(tmp_pat
     (run / 'models' / 'net_g_6000.pth').unlink()
     with pytest.raises(FileNotFoundError, match='net_g_6000.pth'):
         tables.park(str(tmp_path / 'd'), str(records), {})
+
+
+def test_real_set_digest_follows_the_pixels_and_tells_same_named_folders_apart(tmp_path):
+    import cv2
+    import numpy as np
+    image = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    folders = {}
+    for name, level, value in (('a', 1, 0), ('b', 9, 0), ('c', 1, 1)):  # b: another PNG encoding; c: a pixel
+        folder = tmp_path / name / 'test'
+        (folder / 'gt').mkdir(parents=True)
+        changed = image.copy()
+        changed[0, 0, 0] ^= value
+        cv2.imwrite(str(folder / 'gt' / 'x.png'), changed, [cv2.IMWRITE_PNG_COMPRESSION, level])
+        (folder / 'params.json').write_text('{}')
+        folders[name] = tables.real_set_digest(str(folder))
+    assert folders['a'] == folders['b'] != folders['c']
+    records = {'same': {'real': {'test': {}}, 'real_digest': {'test': folders['a']}},
+               'other': {'real': {'test': {}}, 'real_digest': {'test': folders['c']}},
+               'legacy': {'real': {'test': {}}},
+               'unscored': {'real': {}, 'real_digest': {'test': folders['c']}}}
+    assert tables.scored_elsewhere(records, 'test', folders['a']) == ['other']

@@ -424,6 +424,31 @@ def load_records(folder):
     return records
 
 
+def real_set_digest(folder):
+    """A digest of a real test folder's contents (file names, decoded pixels, other files' bytes): a record keys
+    its real scores by the folder's base name, and this tells two folders of the same name apart."""
+    import cv2
+    digest = hashlib.sha256()
+    for path in sorted(glob.glob(osp.join(folder, '**', '*'), recursive=True)):
+        if not osp.isfile(path):
+            continue
+        digest.update(osp.relpath(path, folder).replace(os.sep, '/').encode())
+        image = cv2.imread(path, cv2.IMREAD_UNCHANGED) if path.lower().endswith('.png') else None
+        if image is not None:  # pixels, not the PNG's bytes: another encoder writes the same crops differently
+            digest.update(image.tobytes())
+        else:
+            with open(path, 'rb') as handle:
+                digest.update(handle.read())
+    return digest.hexdigest()[:16]
+
+
+def scored_elsewhere(records, real_name, digest):
+    """The records whose scores on ``real_name`` were computed on another folder of that name (another digest);
+    records from before digests were kept (none stored) are taken as they are."""
+    return sorted(name for name, record in records.items() if real_name in record.get('real', {})
+                  and record.get('real_digest', {}).get(real_name, digest) != digest)
+
+
 def segment_logs(out, name):
     """The training logs of a run, oldest first: one per start of ``tools/train.py`` (a resumed run has several)."""
     return sorted(glob.glob(osp.join(out, 'experiments', name, f'train_{name}_*.log')))
@@ -646,6 +671,7 @@ class Runner:
         self.out, self.records_dir, self.records, self.prepared = out, records_dir, records, prepared
         self.crop, self.threads, self.real_test, self.first_seed = crop, threads, real_test, first_seed
         self.real_name = osp.basename(osp.normpath(real_test)) if real_test else None
+        self.real_digest = real_set_digest(real_test) if real_test else None
         self.started = started
         self.lock = threading.Lock()
 
@@ -770,6 +796,7 @@ class Runner:
                      osp.join(run_dir, 'evaluate.out'), self.threads)
         with open(osp.join(real_dir, 'metrics.json')) as handle:
             record['real'][self.real_name] = json.load(handle)['results'][name]['mean']
+        record.setdefault('real_digest', {})[self.real_name] = self.real_digest
 
 
 def choose_rates(args, records):
@@ -820,6 +847,13 @@ def main():
     import fcdfn_plugin  # noqa: F401
     from fcdfn_plugin.utils.pipeline import ensure_toy_dataset
 
+    if args.real_test:  # before anything reads or adds real scores: one folder's scores per name
+        real_name = osp.basename(osp.normpath(args.real_test))
+        elsewhere = scored_elsewhere(load_records(args.records), real_name, real_set_digest(args.real_test))
+        if elsewhere:
+            sys.exit(f'error: records in {args.records} have scores on a folder named {real_name!r} other than '
+                     f'--real-test {args.real_test} (other contents): {", ".join(elsewhere)}. Rename one of the '
+                     f'folders, or delete the "{real_name}" entry of their "real" scores to score them again.')
     if args.todo:
         print(todo_text(todo_rows(args, records := load_records(args.records), choose_rates(args, records))))
         return
