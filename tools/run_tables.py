@@ -442,6 +442,11 @@ def real_set_digest(folder):
     return digest.hexdigest()[:16]
 
 
+def real_set_name(folder):
+    """The key of a real test folder's scores in a record: its base name (``test`` for ``.../faid_mini_c256/test``)."""
+    return osp.basename(osp.normpath(folder))
+
+
 def scored_elsewhere(records, real_name, digest):
     """The records whose scores on ``real_name`` were computed on another folder of that name (another digest);
     records from before digests were kept (none stored) are taken as they are."""
@@ -667,11 +672,12 @@ def plot_budget_check(curves, labels, out_path):
 class Runner:
     """Trains (unless recorded), scores and records the runs of the tables; safe to call from threads."""
 
-    def __init__(self, out, records_dir, records, prepared, crop, threads, real_test, first_seed, started):
+    def __init__(self, out, records_dir, records, prepared, crop, threads, real_test, first_seed, started,
+                 real_digest=None):
         self.out, self.records_dir, self.records, self.prepared = out, records_dir, records, prepared
         self.crop, self.threads, self.real_test, self.first_seed = crop, threads, real_test, first_seed
-        self.real_name = osp.basename(osp.normpath(real_test)) if real_test else None
-        self.real_digest = real_set_digest(real_test) if real_test else None
+        self.real_name = real_set_name(real_test) if real_test else None
+        self.real_digest = real_digest or (real_set_digest(real_test) if real_test else None)  # main passes its own
         self.started = started
         self.lock = threading.Lock()
 
@@ -847,18 +853,20 @@ def main():
     import fcdfn_plugin  # noqa: F401
     from fcdfn_plugin.utils.pipeline import ensure_toy_dataset
 
+    records = load_records(args.records)
+    real_digest = real_set_digest(args.real_test) if args.real_test else None
     if args.real_test:  # before anything reads or adds real scores: one folder's scores per name
-        real_name = osp.basename(osp.normpath(args.real_test))
-        elsewhere = scored_elsewhere(load_records(args.records), real_name, real_set_digest(args.real_test))
+        real_name = real_set_name(args.real_test)
+        elsewhere = scored_elsewhere(records, real_name, real_digest)
         if elsewhere:
             sys.exit(f'error: records in {args.records} have scores on a folder named {real_name!r} other than '
                      f'--real-test {args.real_test} (other contents): {", ".join(elsewhere)}. Rename one of the '
                      f'folders, or delete the "{real_name}" entry of their "real" scores to score them again.')
     if args.todo:
-        print(todo_text(todo_rows(args, records := load_records(args.records), choose_rates(args, records))))
+        print(todo_text(todo_rows(args, records, choose_rates(args, records))))
         return
     if args.park:
-        print('\n'.join(park(osp.abspath(args.out), args.records, load_records(args.records))
+        print('\n'.join(park(osp.abspath(args.out), args.records, records)
                         or [f'no unfinished runs under {args.out}']))
         return
 
@@ -869,10 +877,9 @@ def main():
     os.makedirs(args.records, exist_ok=True)
     os.environ['FCDFN_ROOT'] = out  # experiments/ of every run under --out
     prepared = ensure_toy_dataset()
-    records = load_records(args.records)
     started = time.time()
     runner = Runner(out, args.records, records, prepared, args.crop, threads, args.real_test,
-                    first_seed=args.seeds[0], started=started)
+                    first_seed=args.seeds[0], started=started, real_digest=real_digest)
     real_name = runner.real_name
 
     def run_all(jobs):
