@@ -301,6 +301,8 @@ def test_minutes_per_iteration_reads_the_largest_one_thread_runs():
                               record('fcdfn', 2000, 10.0)]))
     assert tables.minutes_per_iteration(records, 'frl', 48) == pytest.approx(0.011)
     assert tables.minutes_per_iteration(records, 'no_flash', 48) == pytest.approx(0.005)  # FCDFN's
+    records['own'] = record('no_flash', 500, 50.0)
+    assert tables.minutes_per_iteration(records, 'no_flash', 48) == pytest.approx(0.005)  # still FCDFN's
     assert tables.minutes_per_iteration(records, 'djf', 96) is None
 
 
@@ -317,17 +319,41 @@ def test_todo_rows_give_the_command_and_its_estimated_minutes(tmp_path):
                      records=str(tmp_path))
     rows = tables.todo_rows(args, records, {'lsd2': (3e-4, ''), 'dsn': (None, 'no sweep'), 'no_flash': (3e-4, '')})
     assert rows[0][:3] == ['LSD2', '8000', '10'] and rows[0][4] == '8'  # 8000 iterations at 1 ms an iteration
-    assert rows[0][5] == ('python tools/run_tables.py --phase table --methods lsd2 --iters 8000 --seeds 10 '
+    assert rows[0][5] == '12'  # at least: the check at 8000 and seed 11 at 4000
+    assert rows[0][6] == ('python tools/run_tables.py --phase table --methods lsd2 --iters 8000 --seeds 10 '
                           '--threads 1 --real-test real')
-    assert '--phase sweep --methods dsn' in rows[1][5]
+    assert '--phase sweep --methods dsn' in rows[1][6]
     parked = tmp_path / 'unfinished' / tables.run_name('lsd2', 10, 8000, 48, 3e-4)
     parked.mkdir(parents=True)
     (parked / 'park.json').write_text(json.dumps({'iter': 6000, 'digest': 'x'}))
     args.methods = ['lsd2']
     (row,) = tables.todo_rows(args, records, {'lsd2': (3e-4, '')})
-    assert row[3].endswith('seed 10 parked at 6000') and row[4] == '2'  # the 2000 iterations left
-    assert rows[2][3].startswith('waits') and rows[2][5] == ''
-    assert 'Nothing' in tables.todo_text([]) and '`python tools' in tables.todo_text(rows)
+    assert row[3].endswith('seed 10 parked at 6000') and row[4] == '2' and row[5] == '6'  # 2000 iterations left
+    assert rows[2][3].startswith('waits') and rows[2][6] == '' and rows[2][5] == ''  # no FCDFN run to time
+    text = tables.todo_text(rows)
+    assert 'Nothing' in tables.todo_text([]) and '`python tools' in text
+    assert 'at least 12 minutes' in text and 'besides DSN, w/o fusion, SAECNN, flash' in text
+
+
+def test_least_runs_are_the_next_check_and_the_seeds_at_the_top_budget():
+    name = tables.run_name
+    seeds = [10, 11, 12]
+
+    def runs(method, scores, rate=3e-4):
+        return {name(method, seed, iters, 48, rate): {'toy': {'psnr': psnr}, 'real': {}}
+                for (seed, iters), psnr in scores.items()}
+
+    records = {}
+    assert tables.least_runs(records, 'frl', 3e-4, 2000, 48, seeds) == [(10, 2000), (11, 2000), (12, 2000),
+                                                                        (10, 4000)]
+    records.update(runs('frl', {(11, 2000): 20.0, (11, 4000): 20.5, (11, 8000): 20.9}))  # climbing: top 8000
+    assert tables.least_runs(records, 'frl', 3e-4, 2000, 48, seeds) == [(10, 8000), (12, 8000), (11, 16000)]
+    records.update(runs('frl', {(11, 16000): 20.95}))  # converged at 8000: its seeds only
+    assert tables.least_runs(records, 'frl', 3e-4, 2000, 48, seeds) == [(10, 8000), (12, 8000)]
+    # Table 2: every seed at FCDFN's best-case budget (its top, 4000, if the check at 8000 converges)
+    records.update(runs('fcdfn', {(10, 2000): 20.0, (10, 4000): 20.5}))
+    records.update(runs('no_flash', {(12, 4000): 19.0}))
+    assert tables.least_runs(records, 'no_flash', 3e-4, 2000, 48, seeds) == [(10, 4000), (11, 4000)]
 
 
 def test_park_and_restore_keep_the_newest_state_and_refuse_other_options(tmp_path, capsys):

@@ -253,10 +253,10 @@ def converged_budget(records, method, rate, iters, crop, seeds):
 
 
 def minutes_per_iteration(records, method, crop):
-    """Training minutes per iteration of ``method`` at ``crop`` (FCDFN's for a Table 2 variant not run yet): the
-    median over its one-thread runs at the largest budget recorded (per-run costs weigh least there); None
-    without any run."""
-    for name in (method, 'fcdfn'):
+    """Training minutes per iteration of ``method`` at ``crop`` (FCDFN's for a Table 2 variant: the same network
+    less a part, with runs at larger budgets): the median over its one-thread runs at the largest budget
+    recorded (the per-run costs, validation and start, weigh least there); None without any run."""
+    for name in ((method,) if method in TABLE1 else ('fcdfn',)):
         runs = [r for r in records.values()
                 if r.get('method') == name and r['crop'] == crop and r.get('threads', 1) == 1]
         if runs:
@@ -285,6 +285,22 @@ def next_runs(records, method, rate, iters, crop, seeds):
     return (budget, missing, f'the seeds of the row at {budget}') if missing else None
 
 
+def least_runs(records, method, rate, iters, crop, seeds):
+    """[(seed, iterations)]: the runs ``method``'s row at converged budgets still needs in the best case, where
+    its next budget check converges (the doubling of its top budget gains less than :data:`CONVERGED_DB`): that
+    check and every seed at the top budget. A lower bound on the row's cost (:func:`next_runs` gives the next
+    step only). Table 2's variants need every seed at FCDFN's budget in FCDFN's best case."""
+    if method not in TABLE1:
+        budget, _, _ = converged_budget(records, 'fcdfn', rate, iters, crop, seeds)
+        return [(seed, budget) for seed in seeds if run_name(method, seed, budget, crop, rate) not in records]
+    budget, converged, _ = converged_budget(records, method, rate, iters, crop, seeds)
+    ran = [seed for seed in seeds if run_name(method, seed, budget, crop, rate) in records]
+    runs = [(seed, budget) for seed in seeds if seed not in ran]
+    if not converged:
+        runs.append(((ran or seeds)[0], 2 * budget))
+    return runs
+
+
 def training_minutes(records, crop):
     """Per (purpose, iterations) of the records at ``crop``: (runs, total minutes, {method: (min, max)})."""
     groups = {}
@@ -303,33 +319,46 @@ def training_minutes(records, crop):
 
 def todo_rows(args, records, chosen):
     """The runs the tables at converged budgets still lack, one row per method (:func:`next_runs`): label,
-    iterations, seeds, why, estimated minutes on one thread each, and the command that runs them."""
+    iterations, seeds, why, estimated minutes of those runs on one thread each, the least minutes to complete
+    the row (:func:`least_runs`; '' where unknown) and the command that runs the next runs."""
+
+    def minutes(method, rate, runs):  # on one thread; a parked run resumes, so counts what it has left
+        per_iteration = minutes_per_iteration(records, method, args.crop)
+        if per_iteration is None:
+            return None
+        left = 0
+        for seed, iters in runs:
+            parked = parked_info(args.records, run_name(method, seed, iters, args.crop, rate))
+            left += iters - (parked['iter'] if parked else 0)
+        return per_iteration * left
+
+    def cell(value):
+        return '' if value is None else f'{value:.0f}'
+
     rows = []
     for method in args.methods:
         rate, _ = chosen[method]
         if rate is None:
             command = f'python tools/run_tables.py --phase sweep --methods {method} --threads 1'
-            rows.append([LABELS[method], '', '', 'its rate sweep first', '', command])
+            rows.append([LABELS[method], '', '', 'its rate sweep first', '', '', command])
             continue
         need = next_runs(records, method, rate, args.iters, args.crop, args.seeds)
         if need is None:
             continue
+        least = cell(minutes(method, rate, least_runs(records, method, rate, args.iters, args.crop, args.seeds)))
         iters, seeds, why = need
         if iters is None:
-            rows.append([LABELS[method], '', '', why, '', ''])
+            rows.append([LABELS[method], '', '', why, '', least, ''])
             continue
-        left = {seed: iters for seed in seeds}  # iterations still to train: a parked run resumes
         for seed in seeds:
             parked = parked_info(args.records, run_name(method, seed, iters, args.crop, rate))
             if parked is not None:
-                left[seed] -= parked['iter']
                 why += f'; seed {seed} parked at {parked["iter"]}'
-        per_iteration = minutes_per_iteration(records, method, args.crop)
-        minutes = '' if per_iteration is None else f'{per_iteration * sum(left.values()):.0f}'
         command = (f'python tools/run_tables.py --phase table --methods {method} --iters {iters} --seeds '
                    + ' '.join(map(str, seeds)) + ' --threads 1'
                    + (f' --real-test {args.real_test}' if args.real_test else ''))
-        rows.append([LABELS[method], str(iters), ' '.join(map(str, seeds)), why, minutes, command])
+        rows.append([LABELS[method], str(iters), ' '.join(map(str, seeds)), why,
+                     cell(minutes(method, rate, [(seed, iters) for seed in seeds])), least, command])
     return rows
 
 
@@ -339,12 +368,20 @@ def todo_text(rows):
 
     if not rows:
         return '\n### What the tables still need\n\nNothing: every row has converged and has all its seeds.\n'
+    least = sum(float(row[5]) for row in rows if row[5])
+    unknown = [row[0] for row in rows if not row[5]]
+    total = (f'In all at least {least:.0f} minutes of one core ({least / 120:.1f} hours on two cores)'
+             + (f', besides {", ".join(unknown)}' if unknown else '') + ', if every next budget check converges; '
+             'each check that does not adds a run of twice the budget and moves the row\'s seeds there.')
     return ('\n### What the tables still need\n\nThe next runs of each row at converged budgets (a row climbs its '
             'budget ladder with one seed, then needs every seed at its converged budget); minutes estimated from '
-            'the method\'s recorded runs, one thread each. Records accumulate in docs/tables_cpu: run these on '
-            'any machine, commit the records, and the tables complete a piece at a time.\n\n'
-            + markdown_table(['method', 'iterations', 'seeds', 'why', 'minutes (est.)', 'command'],
-                             [row[:5] + [f'`{row[5]}`' if row[5] else ''] for row in rows]))
+            'the method\'s recorded runs, one thread each (FCDFN\'s for a Table 2 variant); "least to '
+            'finish": the row\'s runs if its next budget check converges (that check and every seed at its top '
+            'budget; Table 2\'s variants every seed at FCDFN\'s). Records accumulate in docs/tables_cpu: run these '
+            'on any machine, commit the records, and the tables complete a piece at a time.\n\n'
+            + markdown_table(['method', 'iterations', 'seeds', 'why', 'minutes (est.)', 'least to finish (min)',
+                              'command'], [row[:6] + [f'`{row[6]}`' if row[6] else ''] for row in rows])
+            + f'\n{total}\n')
 
 
 #: Between these lines of a markdown file, ``--results`` writes the report (headings one level down).
