@@ -256,13 +256,12 @@ def minutes_per_iteration(records, method, crop):
     """Training minutes per iteration of ``method`` at ``crop`` (FCDFN's for a Table 2 variant: the same network
     less a part, with runs at larger budgets): the median over its one-thread runs at the largest budget
     recorded (the per-run costs, validation and start, weigh least there); None without any run."""
-    for name in ((method,) if method in TABLE1 else ('fcdfn',)):
-        runs = [r for r in records.values()
-                if r.get('method') == name and r['crop'] == crop and r.get('threads', 1) == 1]
-        if runs:
-            top = max(r['iters'] for r in runs)
-            return float(np.median([r['train_minutes'] / r['iters'] for r in runs if r['iters'] == top]))
-    return None
+    name = method if method in TABLE1 else 'fcdfn'
+    runs = [r for r in records.values() if r.get('method') == name and r['crop'] == crop and r.get('threads', 1) == 1]
+    if not runs:
+        return None
+    top = max(r['iters'] for r in runs)
+    return float(np.median([r['train_minutes'] / r['iters'] for r in runs if r['iters'] == top]))
 
 
 def next_runs(records, method, rate, iters, crop, seeds):
