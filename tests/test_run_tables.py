@@ -423,3 +423,29 @@ def test_real_set_digest_follows_the_pixels_and_tells_same_named_folders_apart(t
                'legacy': {'real': {'test': {}}},
                'unscored': {'real': {}, 'real_digest': {'test': folders['c']}}}
     assert tables.scored_elsewhere(records, 'test', folders['a']) == ['other']
+
+
+def test_a_diverged_doubling_is_no_budget_check_and_asks_for_a_lower_rate():
+    name = tables.run_name
+    seeds = [10, 11, 12]
+
+    def run(psnr, curve):
+        return {'toy': {'psnr': psnr}, 'real': {}, 'curve': {'iter': [1000 * (i + 1) for i in range(len(curve))],
+                                                             'psnr': curve}}
+
+    # a noisy curve that falls 3 dB and comes back trained on; one that falls 11 dB diverged
+    assert tables.curve_fall({'iter': [1, 2, 3], 'psnr': [15.0, 12.0, 16.0]}) == (15.0, 1, 12.0, 2)
+    top, _, low, _ = tables.curve_fall({'iter': [1, 2], 'psnr': [15.0, 16.0]})
+    assert top - low == 0  # never falls
+    records = {name('cunet', 10, 4000, 48, 3e-4): run(18.2, [16.6, 17.5, 17.8, 18.2]),
+               name('cunet', 10, 8000, 48, 3e-4): run(19.6, [16.2, 17.9, 18.5, 18.8, 19.1, 19.4, 19.7, 19.6])}
+    assert tables.diverged(records, 'cunet', 3e-4, 8000, 48, seeds) == ''
+    assert tables.converged_budget(records, 'cunet', 3e-4, 4000, 48, seeds)[:2] == (8000, False)  # climbing
+    records[name('cunet', 10, 16000, 48, 3e-4)] = run(19.6, [17.9, 6.8, 9.0, 12.0, 15.0, 18.0, 19.5, 19.6])
+    assert 'fell to 6.80 at 2000' in tables.diverged(records, 'cunet', 3e-4, 16000, 48, seeds)
+    # its final PSNR equals the 8000 run's (a +0.00 "doubling"), yet the row is not converged at 8000
+    budget, converged, why = tables.converged_budget(records, 'cunet', 3e-4, 4000, 48, seeds)
+    assert (budget, converged) == (8000, False) and 'diverged' in why
+    iters, runs, why = tables.next_runs(records, 'cunet', 3e-4, 4000, 48, seeds)
+    assert iters is None and runs == [] and 'lower' in why  # not the 32000 check, nor seeds at 8000
+    assert tables.least_runs(records, 'cunet', 3e-4, 4000, 48, seeds) is None  # unknown: a new ladder

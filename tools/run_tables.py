@@ -105,6 +105,10 @@ SWEEP_RATES = (1e-4, 3e-4, 1e-3)
 #: A run is converged when the last quarter of its schedule gains less than this (toy PSNR, dB); a swept
 #: rate replaces the official one when it beats it by more than this.
 CONVERGED_DB = 0.1
+#: A run diverged when a validation falls more than this below the best before it (toy PSNR, dB): no budget
+#: check counts it. The largest fall of any run that trained on is 3.0 dB (deepFnF's noisy first validations);
+#: CU-Net's 16000-iteration run at 3e-4 fell 11 dB and did not come back.
+DIVERGED_DB = 5.0
 #: Validations per run (the curve): every eighth of the schedule.
 CURVE_POINTS = 8
 
@@ -226,6 +230,31 @@ def mean_gain(pairs):
     return float(np.mean([after - before for _, before, after in pairs]))
 
 
+def curve_fall(curve):
+    """(best, its iteration, low, its iteration) of the deepest fall of a validation ``curve`` (toy PSNR) below
+    the best before it; the fall is ``best - low`` (0 for a curve that never falls)."""
+    best = low = (curve['psnr'][0], curve['iter'][0])
+    deepest = (best, low)
+    for point in zip(curve['psnr'], curve['iter']):
+        best = max(best, point)
+        if best[0] - point[0] > deepest[0][0] - deepest[1][0]:
+            deepest = (best, point)
+    (top, top_iter), (low, low_iter) = deepest
+    return top, top_iter, low, low_iter
+
+
+def diverged(records, method, rate, iters, crop, seeds):
+    """Why the runs of ``method`` at ``iters`` (same rate) diverged (:data:`DIVERGED_DB`), or '' if none did."""
+    falls = []
+    for seed in seeds:
+        record = records.get(run_name(method, seed, iters, crop, rate))
+        if record is not None and record.get('curve'):
+            top, top_iter, low, low_iter = curve_fall(record['curve'])
+            if top - low > DIVERGED_DB:
+                falls.append(f'seed {seed}: {top:.2f} dB at {top_iter} fell to {low:.2f} at {low_iter}')
+    return '; '.join(falls)
+
+
 def budget_ladder(records, method, rate, iters, crop, seeds):
     """The budgets ``iters``, ``2 * iters``, ``4 * iters``, ... as far as some seed has been run at each
     doubling (same rate); [] when no seed has been run at ``2 * iters``. Each step is one budget check."""
@@ -241,11 +270,15 @@ def converged_budget(records, method, rate, iters, crop, seeds):
     Climbs the budget ladder from ``iters`` (:func:`budget_ladder`): the first budget whose doubling gains less
     than :data:`CONVERGED_DB` toy PSNR (mean over the seeds run at both) is the row's, converged. If no step of
     the ladder converges, the row takes the ladder's top (its best-trained runs), not converged; without any
-    budget check, ``iters``, unchecked (``converged`` None)."""
+    budget check, ``iters``, unchecked (``converged`` None). A doubling whose run diverged (:func:`diverged`) is no
+    check: the row stops below it, not converged (``why`` says so, and :func:`next_runs` asks for a lower rate)."""
     ladder = budget_ladder(records, method, rate, iters, crop, seeds)
     if not ladder:
         return iters, None, f'no run at {2 * iters}: unchecked'
     for budget in ladder[:-1]:
+        fall = diverged(records, method, rate, 2 * budget, crop, seeds)
+        if fall:
+            return budget, False, f'{budget} -> {2 * budget}: diverged ({fall})'
         gain = mean_gain(budget_doubling(records, method, rate, budget, crop, seeds))
         if gain < CONVERGED_DB:
             return budget, True, f'{budget} -> {2 * budget}: {gain:+.2f} dB'
@@ -275,6 +308,8 @@ def next_runs(records, method, rate, iters, crop, seeds):
             return None, [], "waits for FCDFN's converged budget"
     else:
         budget, converged, why = converged_budget(records, method, rate, iters, crop, seeds)
+        if converged is False and diverged(records, method, rate, 2 * budget, crop, seeds):
+            return None, [], f'{why}: this rate cannot take it further; the row needs a lower one'
         if not converged:
             ran = [s for s in seeds if run_name(method, s, budget, crop, rate) in records]
             if not ran:
@@ -288,11 +323,14 @@ def least_runs(records, method, rate, iters, crop, seeds):
     """[(seed, iterations)]: the runs ``method``'s row at converged budgets still needs in the best case, where
     its next budget check converges (the doubling of its top budget gains less than :data:`CONVERGED_DB`): that
     check and every seed at the top budget. A lower bound on the row's cost (:func:`next_runs` gives the next
-    step only). Table 2's variants need every seed at FCDFN's budget in FCDFN's best case."""
+    step only). Table 2's variants need every seed at FCDFN's budget in FCDFN's best case. None when unknown: a
+    row whose rate diverged needs a lower one, and a ladder of its own."""
     if method not in TABLE1:
         budget, _, _ = converged_budget(records, 'fcdfn', rate, iters, crop, seeds)
         return [(seed, budget) for seed in seeds if run_name(method, seed, budget, crop, rate) not in records]
     budget, converged, _ = converged_budget(records, method, rate, iters, crop, seeds)
+    if converged is False and diverged(records, method, rate, 2 * budget, crop, seeds):
+        return None
     ran = [seed for seed in seeds if run_name(method, seed, budget, crop, rate) in records]
     runs = [(seed, budget) for seed in seeds if seed not in ran]
     if not converged:
@@ -323,7 +361,7 @@ def todo_rows(args, records, chosen):
 
     def minutes(method, rate, runs):  # on one thread; a parked run resumes, so counts what it has left
         per_iteration = minutes_per_iteration(records, method, args.crop)
-        if per_iteration is None:
+        if per_iteration is None or runs is None:
             return None
         left = 0
         for seed, iters in runs:
