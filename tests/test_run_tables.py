@@ -425,27 +425,36 @@ def test_real_set_digest_follows_the_pixels_and_tells_same_named_folders_apart(t
     assert tables.scored_elsewhere(records, 'test', folders['a']) == ['other']
 
 
-def test_a_diverged_doubling_is_no_budget_check_and_asks_for_a_lower_rate():
-    name = tables.run_name
-    seeds = [10, 11, 12]
-
-    def run(psnr, curve):
-        return {'toy': {'psnr': psnr}, 'real': {}, 'curve': {'iter': [1000 * (i + 1) for i in range(len(curve))],
-                                                             'psnr': curve}}
-
-    # a noisy curve that falls 3 dB and comes back trained on; one that falls 11 dB diverged
+def test_a_rate_that_diverged_in_a_table_run_is_not_chosen_again():
+    # a noisy curve that falls 3 dB and trains on; CU-Net's 16000 run at 3e-4 fell 11 dB and stayed down
     assert tables.curve_fall({'iter': [1, 2, 3], 'psnr': [15.0, 12.0, 16.0]}) == (15.0, 1, 12.0, 2)
     top, _, low, _ = tables.curve_fall({'iter': [1, 2], 'psnr': [15.0, 16.0]})
     assert top - low == 0  # never falls
-    records = {name('cunet', 10, 4000, 48, 3e-4): run(18.2, [16.6, 17.5, 17.8, 18.2]),
-               name('cunet', 10, 8000, 48, 3e-4): run(19.6, [16.2, 17.9, 18.5, 18.8, 19.1, 19.4, 19.7, 19.6])}
-    assert tables.diverged(records, 'cunet', 3e-4, 8000, 48, seeds) == ''
-    assert tables.converged_budget(records, 'cunet', 3e-4, 4000, 48, seeds)[:2] == (8000, False)  # climbing
-    records[name('cunet', 10, 16000, 48, 3e-4)] = run(19.6, [17.9, 6.8, 9.0, 12.0, 15.0, 18.0, 19.5, 19.6])
-    assert 'fell to 6.80 at 2000' in tables.diverged(records, 'cunet', 3e-4, 16000, 48, seeds)
-    # its final PSNR equals the 8000 run's (a +0.00 "doubling"), yet the row is not converged at 8000
-    budget, converged, why = tables.converged_budget(records, 'cunet', 3e-4, 4000, 48, seeds)
-    assert (budget, converged) == (8000, False) and 'diverged' in why
-    iters, runs, why = tables.next_runs(records, 'cunet', 3e-4, 4000, 48, seeds)
-    assert iters is None and runs == [] and 'lower' in why  # not the 32000 check, nor seeds at 8000
-    assert tables.least_runs(records, 'cunet', 3e-4, 4000, 48, seeds) is None  # unknown: a new ladder
+    official = tables.official_rate('cunet')
+    records = fake_records('cunet', {1e-4: 11.8, 3e-4: 13.2, 1e-3: 11.3, official: 7.9})
+
+    def table_run(rate, iters, curve, seed=10, method='cunet'):
+        return {tables.run_name(method, seed, iters, 48, rate): {
+            'method': method, 'purpose': 'table', 'crop': 48, 'lr': rate, 'iters': iters, 'seed': seed,
+            'toy': {'psnr': curve[-1]}, 'curve': {'iter': [iters // len(curve) * (i + 1) for i in range(len(curve))],
+                                                  'psnr': curve}}}
+
+    records.update(table_run(3e-4, 8000, [16.2, 17.9, 18.5, 18.8, 19.1, 19.4, 19.7, 19.6]))
+    assert tables.diverged_rates(records, 'cunet', 48) == {}
+    assert tables.choose_rate('cunet', records, 100, 48, 10)[0] == 3e-4
+    records.update(table_run(3e-4, 16000, [17.9, 6.8, 9.0, 12.0, 15.0, 18.0, 19.5, 19.9]))
+    rate, why = tables.choose_rate('cunet', records, 100, 48, 10)
+    assert rate == 1e-4 and 'beats the official' in why and '0.0003 diverged at 16000 iterations' in why
+    assert '17.90 dB at 2000, 6.80 at 4000' in why
+    # 1e-4 diverging too leaves the official rate, not 1e-3 (11.3 dB, but faster than a rate that diverged)
+    records.update(table_run(1e-4, 2000, [12.0, 5.0]))
+    rate, why = tables.choose_rate('cunet', records, 100, 48, 10)
+    assert rate == official and why.startswith('official rate') and '0.0001 diverged at 2000' in why
+    records.update(table_run(official, 2000, [7.0, 1.0]))
+    rate, why = tables.choose_rate('cunet', records, 100, 48, 10)
+    assert rate is None and why.startswith('every swept rate diverged')
+    # an official rate that diverged gives way to the best swept rate below it (DSN's 2e-4 -> 1e-4)
+    records = fake_records('dsn', {1e-4: 6.3, 2e-4: 7.1, 3e-4: 7.7, 1e-3: 14.0})
+    records.update(table_run(2e-4, 2000, [7.0, 1.0], method='dsn'))
+    rate, why = tables.choose_rate('dsn', records, 100, 48, 10)
+    assert rate == 1e-4 and 'below every diverged one' in why

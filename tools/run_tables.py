@@ -105,9 +105,9 @@ SWEEP_RATES = (1e-4, 3e-4, 1e-3)
 #: A run is converged when the last quarter of its schedule gains less than this (toy PSNR, dB); a swept
 #: rate replaces the official one when it beats it by more than this.
 CONVERGED_DB = 0.1
-#: A run diverged when a validation falls more than this below the best before it (toy PSNR, dB): no budget
-#: check counts it. The largest fall of any run that trained on is 3.0 dB (deepFnF's noisy first validations);
-#: CU-Net's 16000-iteration run at 3e-4 fell 11 dB and did not come back.
+#: A table run diverged when a validation falls more than this below the best before it (toy PSNR, dB), and
+#: its rate is then no rate for the tables (:func:`choose_rate`). Every run that trained on falls at most
+#: 3.0 dB (deepFnF's noisy first validations); CU-Net's 16000-iteration run at 3e-4 fell 11 dB.
 DIVERGED_DB = 5.0
 #: Validations per run (the curve): every eighth of the schedule.
 CURVE_POINTS = 8
@@ -166,10 +166,38 @@ def curve_gain(curve, iters, since=0.75):
     return points[-1][1] - before[-1]
 
 
+def curve_fall(curve):
+    """(best, its iteration, low, its iteration) of the deepest fall of a validation ``curve`` (toy PSNR) below
+    the best before it; the fall is ``best - low`` (0 for a curve that never falls)."""
+    best = (curve['psnr'][0], curve['iter'][0])
+    deepest = (best, best)
+    for point in zip(curve['psnr'], curve['iter']):
+        best = max(best, point)
+        if best[0] - point[0] > deepest[0][0] - deepest[1][0]:
+            deepest = (best, point)
+    (top, top_iter), (low, low_iter) = deepest
+    return top, top_iter, low, low_iter
+
+
+def diverged_rates(records, method, crop):
+    """{rate: why} of the rates at which some table run of ``method`` diverged (:data:`DIVERGED_DB`)."""
+    diverged = {}
+    for record in sorted(records.values(), key=lambda r: (r.get('iters', 0), r.get('seed', 0))):
+        if record.get('method') != method or record.get('purpose') != 'table' or record['crop'] != crop:
+            continue
+        top, top_iter, low, low_iter = curve_fall(record['curve'])
+        if top - low > DIVERGED_DB:
+            diverged.setdefault(record['lr'], f'{record["lr"]:g} diverged at {record["iters"]} iterations (seed '
+                                              f'{record["seed"]}: {top:.2f} dB at {top_iter}, {low:.2f} at {low_iter})')
+    return diverged
+
+
 def choose_rate(method, records, sweep_iters, crop, seed):
     """(rate, why) for the table runs of ``method`` from its sweep records, or (None, what is missing).
 
-    The official rate unless the best swept rate beats it by more than CONVERGED_DB (then the best)."""
+    The official rate unless the best swept rate beats it by more than CONVERGED_DB (then the best), among the
+    rates below every rate a table run of the method diverged at (:func:`diverged_rates`): a rate that blows up
+    at some budget of the table cannot carry the method's row up its budget ladder, nor can a faster one."""
     official = official_rate(method)
     scores = {}
     for rate in sorted(set(SWEEP_RATES) | {official}):
@@ -177,11 +205,19 @@ def choose_rate(method, records, sweep_iters, crop, seed):
         if record is None:
             return None, f'sweep run {run_name(method, seed, sweep_iters, crop, rate)} not done'
         scores[rate] = record['toy']['psnr']
+    diverged = diverged_rates(records, method, crop)
+    dropped = ''.join(f'; {diverged[rate]}' for rate in sorted(diverged))
+    scores = {rate: psnr for rate, psnr in scores.items() if rate < min(diverged, default=np.inf)}
+    if not scores:
+        return None, f'every swept rate diverged or is above one that did{dropped}'
     best = max(scores, key=scores.get)
+    if official not in scores:
+        return best, f'sweep: {best:g} ({scores[best]:.2f} dB), the best rate below every diverged one{dropped}'
     if scores[best] - scores[official] > CONVERGED_DB:
         return best, (f'sweep: {best:g} ({scores[best]:.2f} dB) beats the official {official:g} '
-                      f'({scores[official]:.2f} dB)')
-    return official, f'official rate ({scores[official]:.2f} dB; best swept {best:g}: {scores[best]:.2f} dB)'
+                      f'({scores[official]:.2f} dB){dropped}')
+    return official, (f'official rate ({scores[official]:.2f} dB; best swept {best:g}: {scores[best]:.2f} dB)'
+                      + dropped)
 
 
 def sweep_rows(records, methods, sweep_iters, crop, seed):
@@ -230,31 +266,6 @@ def mean_gain(pairs):
     return float(np.mean([after - before for _, before, after in pairs]))
 
 
-def curve_fall(curve):
-    """(best, its iteration, low, its iteration) of the deepest fall of a validation ``curve`` (toy PSNR) below
-    the best before it; the fall is ``best - low`` (0 for a curve that never falls)."""
-    best = low = (curve['psnr'][0], curve['iter'][0])
-    deepest = (best, low)
-    for point in zip(curve['psnr'], curve['iter']):
-        best = max(best, point)
-        if best[0] - point[0] > deepest[0][0] - deepest[1][0]:
-            deepest = (best, point)
-    (top, top_iter), (low, low_iter) = deepest
-    return top, top_iter, low, low_iter
-
-
-def diverged(records, method, rate, iters, crop, seeds):
-    """Why the runs of ``method`` at ``iters`` (same rate) diverged (:data:`DIVERGED_DB`), or '' if none did."""
-    falls = []
-    for seed in seeds:
-        record = records.get(run_name(method, seed, iters, crop, rate))
-        if record is not None and record.get('curve'):
-            top, top_iter, low, low_iter = curve_fall(record['curve'])
-            if top - low > DIVERGED_DB:
-                falls.append(f'seed {seed}: {top:.2f} dB at {top_iter} fell to {low:.2f} at {low_iter}')
-    return '; '.join(falls)
-
-
 def budget_ladder(records, method, rate, iters, crop, seeds):
     """The budgets ``iters``, ``2 * iters``, ``4 * iters``, ... as far as some seed has been run at each
     doubling (same rate); [] when no seed has been run at ``2 * iters``. Each step is one budget check."""
@@ -270,15 +281,11 @@ def converged_budget(records, method, rate, iters, crop, seeds):
     Climbs the budget ladder from ``iters`` (:func:`budget_ladder`): the first budget whose doubling gains less
     than :data:`CONVERGED_DB` toy PSNR (mean over the seeds run at both) is the row's, converged. If no step of
     the ladder converges, the row takes the ladder's top (its best-trained runs), not converged; without any
-    budget check, ``iters``, unchecked (``converged`` None). A doubling whose run diverged (:func:`diverged`) is no
-    check: the row stops below it, not converged (``why`` says so, and :func:`next_runs` asks for a lower rate)."""
+    budget check, ``iters``, unchecked (``converged`` None)."""
     ladder = budget_ladder(records, method, rate, iters, crop, seeds)
     if not ladder:
         return iters, None, f'no run at {2 * iters}: unchecked'
     for budget in ladder[:-1]:
-        fall = diverged(records, method, rate, 2 * budget, crop, seeds)
-        if fall:
-            return budget, False, f'{budget} -> {2 * budget}: diverged ({fall})'
         gain = mean_gain(budget_doubling(records, method, rate, budget, crop, seeds))
         if gain < CONVERGED_DB:
             return budget, True, f'{budget} -> {2 * budget}: {gain:+.2f} dB'
@@ -308,8 +315,6 @@ def next_runs(records, method, rate, iters, crop, seeds):
             return None, [], "waits for FCDFN's converged budget"
     else:
         budget, converged, why = converged_budget(records, method, rate, iters, crop, seeds)
-        if converged is False and diverged(records, method, rate, 2 * budget, crop, seeds):
-            return None, [], f'{why}: this rate cannot take it further; the row needs a lower one'
         if not converged:
             ran = [s for s in seeds if run_name(method, s, budget, crop, rate) in records]
             if not ran:
@@ -323,14 +328,11 @@ def least_runs(records, method, rate, iters, crop, seeds):
     """[(seed, iterations)]: the runs ``method``'s row at converged budgets still needs in the best case, where
     its next budget check converges (the doubling of its top budget gains less than :data:`CONVERGED_DB`): that
     check and every seed at the top budget. A lower bound on the row's cost (:func:`next_runs` gives the next
-    step only). Table 2's variants need every seed at FCDFN's budget in FCDFN's best case. None when unknown: a
-    row whose rate diverged needs a lower one, and a ladder of its own."""
+    step only). Table 2's variants need every seed at FCDFN's budget in FCDFN's best case."""
     if method not in TABLE1:
         budget, _, _ = converged_budget(records, 'fcdfn', rate, iters, crop, seeds)
         return [(seed, budget) for seed in seeds if run_name(method, seed, budget, crop, rate) not in records]
     budget, converged, _ = converged_budget(records, method, rate, iters, crop, seeds)
-    if converged is False and diverged(records, method, rate, 2 * budget, crop, seeds):
-        return None
     ran = [seed for seed in seeds if run_name(method, seed, budget, crop, rate) in records]
     runs = [(seed, budget) for seed in seeds if seed not in ran]
     if not converged:
@@ -361,7 +363,7 @@ def todo_rows(args, records, chosen):
 
     def minutes(method, rate, runs):  # on one thread; a parked run resumes, so counts what it has left
         per_iteration = minutes_per_iteration(records, method, args.crop)
-        if per_iteration is None or runs is None:
+        if per_iteration is None:
             return None
         left = 0
         for seed, iters in runs:
