@@ -181,10 +181,10 @@ def curve_fall(curve):
 
 def diverged_rates(records, method, crop):
     """{rate: why} of the rates at which some table run of ``method`` diverged (:data:`DIVERGED_DB`)."""
+    runs = [r for r in records.values()
+            if r.get('method') == method and r.get('purpose') == 'table' and r['crop'] == crop]
     diverged = {}
-    for record in sorted(records.values(), key=lambda r: (r.get('iters', 0), r.get('seed', 0))):
-        if record.get('method') != method or record.get('purpose') != 'table' or record['crop'] != crop:
-            continue
+    for record in sorted(runs, key=lambda r: (r['iters'], r['seed'])):  # a rate's first divergence names it
         top, top_iter, low, low_iter = curve_fall(record['curve'])
         if top - low > DIVERGED_DB:
             diverged.setdefault(record['lr'], f'{record["lr"]:g} diverged at {record["iters"]} iterations (seed '
@@ -207,7 +207,8 @@ def choose_rate(method, records, sweep_iters, crop, seed):
         scores[rate] = record['toy']['psnr']
     diverged = diverged_rates(records, method, crop)
     dropped = ''.join(f'; {diverged[rate]}' for rate in sorted(diverged))
-    scores = {rate: psnr for rate, psnr in scores.items() if rate < min(diverged, default=np.inf)}
+    ceiling = min(diverged, default=np.inf)
+    scores = {rate: psnr for rate, psnr in scores.items() if rate < ceiling}
     if not scores:
         return None, f'every swept rate diverged or is above one that did{dropped}'
     best = max(scores, key=scores.get)
