@@ -125,6 +125,12 @@ def test_paper_orderings_put_the_paper_s_better_method_first():
     assert rows[('fcdfn', 'frl')]['ssim'][0] == 'within spread'
     table2 = tables.paper_orderings(tables.TABLE2, {m: stats['fcdfn'] for m in ('no_flash', 'fcdfn')})
     assert [(b, w) for b, w, _ in table2] == [('fcdfn', 'no_flash')]
+    # a row whose budget has not converged is not judged, however many seeds it has; its pairs keep the difference
+    rows = {(better, worse): verdicts
+            for better, worse, verdicts in tables.paper_orderings(tables.TABLE1, stats, unsettled={'fcdfn'})}
+    assert rows[('fcdfn', 'frl')]['psnr'] == ('not converged', pytest.approx(1.0))
+    assert rows[('fcdfn', 'deepfnf')]['lpips'][0] == 'not converged'
+    assert rows[('deepfnf', 'frl')]['psnr'][0] == 'reversed'
 
 
 def test_sweep_rows_read_the_records_of_the_first_seed():

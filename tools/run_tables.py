@@ -476,11 +476,13 @@ def ordering_verdict(better, worse, metric):
     return 'within spread', diff
 
 
-def paper_orderings(labels, stats):
+def paper_orderings(labels, stats, unsettled=()):
     """Every pair of methods the paper orders by PSNR, with our verdict per metric (:func:`ordering_verdict`).
 
     ``labels`` is TABLE1 or TABLE2 (their last item: the paper's PSNR, SSIM, LPIPS); ``stats`` maps method ->
-    {metric: (mean, std)} and the number of seeds under key 'n'. Rows: (better, worse, {metric: verdict})."""
+    {metric: (mean, std)} and the number of seeds under key 'n'. A pair with a method of ``unsettled`` (rows
+    whose budget has not converged: their scores are still rising) is not judged: 'not converged', whatever
+    the seeds say. Rows: (better, worse, {metric: (verdict, difference)})."""
     present = [m for m in labels if m in stats]
     rows = []
     for i, a in enumerate(present):
@@ -489,6 +491,8 @@ def paper_orderings(labels, stats):
             verdicts = {metric: ordering_verdict((*stats[better][metric], stats[better]['n']),
                                                  (*stats[worse][metric], stats[worse]['n']), metric)
                         for metric in METRICS}
+            if better in unsettled or worse in unsettled:
+                verdicts = {metric: ('not converged', diff) for metric, (_, diff) in verdicts.items()}
             rows.append((better, worse, verdicts))
     return rows
 
@@ -1035,6 +1039,8 @@ def write_report(args, records, chosen, prepared, out, real_name, started):
         summary). With ``budgets`` (method -> converged_budget's answer) each row says its budget and verdict."""
         summary = summarize(runs_by_method)
         text, orderings = [], {}
+        # At converged budgets a row still climbing (or unchecked) has no final score to order.
+        unsettled = {m for m, (_, converged, _) in (budgets or {}).items() if not converged}
         for table, labels in (('Table 1', TABLE1), ('Table 2', TABLE2)):
             rows = [m for m in labels if m in args.methods]
             if not rows:
@@ -1071,16 +1077,19 @@ def write_report(args, records, chosen, prepared, out, real_name, started):
             for s in sets:
                 stats = {m: {**summary[m][s][0], 'n': summary[m][s][1]} for m in labels
                          if m in args.methods and s in summary.get(m, {})}
-                rows = paper_orderings(labels, stats)
+                rows = paper_orderings(labels, stats, unsettled)
                 if not rows:
                     continue
                 orderings[f'{table}, {s}'] = [{'better': b, 'worse': w, **{k: list(v) for k, v in verdicts.items()}}
                                               for b, w, verdicts in rows]
-                held = sum(verdicts['psnr'][0] == 'holds' for _, _, verdicts in rows)
-                text.append(f'\n### Paper orderings, {table}{title}, {set_names[s]}: {held} of {len(rows)} hold in '
-                            'PSNR\n\nEach pair the paper orders (better first), our difference in the paper\'s '
-                            'direction (positive: as the paper) and whether it exceeds the sum of the two seed '
-                            'spreads.\n\n'
+                psnr = [verdicts['psnr'][0] for _, _, verdicts in rows]
+                judged = sum(v in ('holds', 'reversed', 'within spread') for v in psnr)
+                text.append(f'\n### Paper orderings, {table}{title}, {set_names[s]}: {psnr.count("holds")} of '
+                            f'{len(rows)} hold in PSNR ({judged} judged)\n\nEach pair the paper orders (better '
+                            'first), our difference in the paper\'s direction (positive: as the paper) and whether '
+                            'it exceeds the sum of the two seed spreads; not judged: a side with under 2 seeds'
+                            + (' or a row whose budget has not converged (still climbing or unchecked)'
+                               if budgets is not None else '') + '.\n\n'
                             + markdown_table(['paper: better > worse'] + [metric.upper() for metric in METRICS],
                                              [[f'{labels[b][0]} > {labels[w][0]}']
                                               + [f'{verdicts[metric][1]:+.3f} {verdicts[metric][0]}'
