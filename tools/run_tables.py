@@ -455,6 +455,9 @@ def splice_results(path, report, figures):
 
 #: Metrics where lower is better.
 LOWER_IS_BETTER = ('lpips',)
+#: The verdicts that judge an ordering (:func:`ordering_verdict`); 'too few seeds' and 'not converged'
+#: (:func:`paper_orderings`) leave it unjudged.
+JUDGED = ('holds', 'reversed', 'within spread')
 
 
 def ordering_verdict(better, worse, metric):
@@ -1083,7 +1086,7 @@ def write_report(args, records, chosen, prepared, out, real_name, started):
                 orderings[f'{table}, {s}'] = [{'better': b, 'worse': w, **{k: list(v) for k, v in verdicts.items()}}
                                               for b, w, verdicts in rows]
                 psnr = [verdicts['psnr'][0] for _, _, verdicts in rows]
-                judged = sum(v in ('holds', 'reversed', 'within spread') for v in psnr)
+                judged = sum(v in JUDGED for v in psnr)
                 text.append(f'\n### Paper orderings, {table}{title}, {set_names[s]}: {psnr.count("holds")} of '
                             f'{len(rows)} hold in PSNR ({judged} judged)\n\nEach pair the paper orders (better '
                             'first), our difference in the paper\'s direction (positive: as the paper) and whether '
