@@ -5,6 +5,7 @@ test_table1_archs.py; the committed records are checked for consistency here.)""
 import glob
 import json
 import os
+from os import path as osp
 
 import pytest
 import yaml
@@ -428,7 +429,45 @@ def test_real_set_digest_follows_the_pixels_and_tells_same_named_folders_apart(t
                'other': {'real': {'test': {}}, 'real_digest': {'test': folders['c']}},
                'legacy': {'real': {'test': {}}},
                'unscored': {'real': {}, 'real_digest': {'test': folders['c']}}}
-    assert tables.scored_elsewhere(records, 'test', folders['a']) == ['other']
+    assert tables.scored_elsewhere(records, 'test', {folders['a']}) == ['other']
+    assert tables.scored_elsewhere(records, 'test', {folders['a'], folders['c']}) == []
+
+
+def test_a_test_set_prepared_on_another_cpu_keeps_its_records_and_another_set_does_not(tmp_path, capsys):
+    # OpenCV's warps differ by a few 16-bit steps from one SIMD level to another: a new digest, the same set
+    import cv2
+    import numpy as np
+    image = np.random.default_rng(0).integers(0, 60000, (32, 32, 3), dtype=np.uint16)
+    nudged = image.copy()
+    nudged[::7, ::5] += 4
+    shifted = np.roll(image, 3, axis=1)
+
+    def folder(name, pixels, params='{"x": {"dim_factor": 30.0}}'):
+        path = tmp_path / name / 'test'
+        (path / 'flash').mkdir(parents=True)
+        cv2.imwrite(str(path / 'flash' / 'x.png'), pixels)
+        (path / 'params.json').write_text(params)
+        return str(path), tables.real_set_digest(str(path))
+
+    set_file = str(tmp_path / 'records' / 'test_sets' / 'real_test.json')
+    first, first_digest = folder('first', image)
+    assert tables.known_digests(set_file, first, first_digest, write=False) == ({first_digest}, None)
+    assert not osp.exists(set_file)  # --todo and --report-only write nothing
+    assert tables.known_digests(set_file, first, first_digest) == ({first_digest}, None)
+    assert 'fingerprint of' in capsys.readouterr().out
+    other_cpu, other_digest = folder('other_cpu', nudged)
+    assert other_digest != first_digest
+    assert tables.known_digests(set_file, other_cpu, other_digest) == ({first_digest, other_digest}, None)
+    with open(set_file) as handle:
+        assert set(json.load(handle)['digests']) == {first_digest, other_digest}  # kept: commit it
+    for name, pixels, params, why in (('crop', shifted, None, 'cell mean differs'),
+                                      ('size', image[:16], None, 'shape'),
+                                      ('law', image, '{"x": {"dim_factor": 31.0}}', 'params.json')):
+        path, digest = folder(name, pixels, *([params] if params else []))
+        digests, difference = tables.known_digests(set_file, path, digest)
+        assert digests == {digest} and why in difference
+    with open(set_file) as handle:
+        assert len(json.load(handle)['digests']) == 2
 
 
 def test_a_rate_that_diverged_in_a_table_run_is_not_chosen_again():

@@ -57,6 +57,7 @@ import glob
 import hashlib
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -508,6 +509,12 @@ def load_records(folder):
     return records
 
 
+def write_json(path, data):
+    with open(path, 'w') as handle:
+        json.dump(data, handle, indent=1)
+        handle.write('\n')
+
+
 def real_set_digest(folder):
     """A digest of a real test folder's contents (file names, decoded pixels, other files' bytes): a record keys
     its real scores by the folder's base name, and this tells two folders of the same name apart."""
@@ -526,16 +533,121 @@ def real_set_digest(folder):
     return digest.hexdigest()[:16]
 
 
+REAL_SET_TOLERANCE = 1e-4  # largest difference of a cell mean (0-1 scale) between two preparations of one set
+REAL_SET_GRID = 4  # cells per side of an image's fingerprint
+
+
+def real_set_fingerprint(folder):
+    """What identifies a real test folder across machines, where :func:`real_set_digest` tells bytes apart: per
+    file, an image's shape and the means of a 4 x 4 grid of cells (0-1 scale), ``params.json``'s numbers, other
+    files' sha256. The same preparation on another CPU differs in a few warped flash values (OpenCV dispatches
+    ``warpPerspective`` by SIMD level: AVX-512 and AVX2 differ by up to 4 of 65535), which changes the digest but
+    moves a cell mean by ~1e-6, far inside :data:`REAL_SET_TOLERANCE`; another crop, scene or law does not."""
+    import cv2
+    files = {}
+    for path in sorted(glob.glob(osp.join(folder, '**', '*'), recursive=True)):
+        if not osp.isfile(path):
+            continue
+        name = osp.relpath(path, folder).replace(os.sep, '/')
+        if path.lower().endswith('.png'):
+            image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+            if image is None:
+                raise ValueError(f'{path}: not a readable PNG image')
+            rows = np.array_split(image.astype(np.float64) / np.iinfo(image.dtype).max, REAL_SET_GRID, axis=0)
+            cells = [cell.mean() for row in rows for cell in np.array_split(row, REAL_SET_GRID, axis=1)]
+            files[name] = {'shape': list(image.shape), 'cells': [round(float(c), 7) for c in cells]}
+        elif osp.basename(path) == 'params.json':
+            with open(path) as handle:
+                files[name] = {'params': json.load(handle)}
+        else:
+            with open(path, 'rb') as handle:
+                files[name] = {'sha256': hashlib.sha256(handle.read()).hexdigest()}
+    return files
+
+
+def fingerprint_difference(expected, found):
+    """None where two :func:`real_set_fingerprint` s are of one set, else the first difference, in words."""
+    def numbers_differ(a, b):
+        if isinstance(a, dict) and isinstance(b, dict):
+            return a.keys() != b.keys() or any(numbers_differ(a[k], b[k]) for k in a)
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+            return not np.isclose(a, b, rtol=1e-9, atol=1e-12)
+        return a != b
+
+    if expected.keys() != found.keys():
+        missing, extra = sorted(expected.keys() - found.keys()), sorted(found.keys() - expected.keys())
+        return f'other files (missing: {", ".join(missing[:3]) or "none"}; extra: {", ".join(extra[:3]) or "none"})'
+    for name in expected:
+        a, b = expected[name], found[name]
+        if 'cells' in a and 'cells' in b:
+            if a['shape'] != b['shape']:
+                return f'{name}: shape {b["shape"]}, not {a["shape"]}'
+            gap = max(abs(x - y) for x, y in zip(a['cells'], b['cells']))
+            if gap > REAL_SET_TOLERANCE:
+                return f'{name}: a cell mean differs by {gap:.2g} (tolerance {REAL_SET_TOLERANCE:g})'
+        elif numbers_differ(a, b):
+            return f'{name}: other contents'
+    return None
+
+
+def machine_note():
+    """Which machine prepared a folder: its CPU's model and widest SIMD (what OpenCV dispatches on), and the date."""
+    model, flags = platform.processor() or platform.machine(), set()
+    if osp.isfile('/proc/cpuinfo'):
+        with open('/proc/cpuinfo') as handle:
+            for line in handle:
+                key, _, value = line.partition(':')
+                if key.strip() == 'model name':
+                    model = value.strip()
+                elif key.strip() == 'flags':
+                    flags = set(value.split())
+    simd = next((f for f in ('avx512f', 'avx2', 'avx', 'neon', 'asimd') if f in flags), 'unknown SIMD')
+    return f'{model}, {simd}, {datetime.date.today().isoformat()}'
+
+
+def test_set_file(records_dir, real_name=None):
+    """Where a test set's fingerprint and digests are kept: ``test_sets/real_<name>.json`` for a real folder,
+    ``test_sets/toy.json`` for the toy test set."""
+    return osp.join(records_dir, 'test_sets', f'real_{real_name}.json' if real_name else 'toy.json')
+
+
+def known_digests(path, folder, digest, write=True):
+    """(digests, difference): the digests that are preparations of ``folder``'s set, and why the folder is not the
+    set whose fingerprint is in ``path`` (None if it is). ``path`` (:func:`test_set_file`) is written on first use;
+    a folder of a new digest whose fingerprint matches (the same preparation on another CPU) joins its digests, so
+    records scored on any of them stay comparable."""
+    if not osp.isfile(path):
+        if write:
+            os.makedirs(osp.dirname(path), exist_ok=True)
+            write_json(path, {'fingerprint': real_set_fingerprint(folder), 'digests': {digest: machine_note()}})
+            print(f'fingerprint of {folder} written to {path} (commit it with the records)')
+        return {digest}, None
+    with open(path) as handle:
+        entry = json.load(handle)
+    if digest in entry['digests']:
+        return set(entry['digests']), None
+    difference = fingerprint_difference(entry['fingerprint'], real_set_fingerprint(folder))
+    if difference:
+        return {digest}, f'its fingerprint is not the one in {path}: {difference}'
+    if write:
+        entry['digests'][digest] = machine_note()
+        write_json(path, entry)
+        print(f'{folder} is the set in {path} prepared on another machine (same fingerprint, digest {digest}): '
+              'digest added (commit it with the records)')
+    return set(entry['digests']) | {digest}, None
+
+
 def real_set_name(folder):
     """The key of a real test folder's scores in a record: its base name (``test`` for ``.../faid_mini_c256/test``)."""
     return osp.basename(osp.normpath(folder))
 
 
-def scored_elsewhere(records, real_name, digest):
-    """The records whose scores on ``real_name`` were computed on another folder of that name (another digest);
-    records from before digests were kept (none stored) are taken as they are."""
+def scored_elsewhere(records, real_name, digests):
+    """The records whose scores on ``real_name`` were computed on another folder of that name (a digest not in
+    ``digests``, the preparations of this folder's set); records from before digests were kept (none stored) are
+    taken as they are."""
     return sorted(name for name, record in records.items() if real_name in record.get('real', {})
-                  and record.get('real_digest', {}).get(real_name, digest) != digest)
+                  and record.get('real_digest', {}).get(real_name, next(iter(digests))) not in digests)
 
 
 def segment_logs(out, name):
@@ -941,11 +1053,14 @@ def main():
     real_digest = real_set_digest(args.real_test) if args.real_test else None
     if args.real_test:  # before anything reads or adds real scores: one folder's scores per name
         real_name = real_set_name(args.real_test)
-        elsewhere = scored_elsewhere(records, real_name, real_digest)
+        digests, difference = known_digests(test_set_file(args.records, real_name), args.real_test, real_digest,
+                                            write=not (args.todo or args.report_only))
+        elsewhere = scored_elsewhere(records, real_name, digests)
         if elsewhere:
             sys.exit(f'error: records in {args.records} have scores on a folder named {real_name!r} other than '
-                     f'--real-test {args.real_test} (other contents): {", ".join(elsewhere)}. Rename one of the '
-                     f'folders, or delete the "{real_name}" entry of their "real" scores to score them again.')
+                     f'--real-test {args.real_test} ({difference or "other contents"}): {", ".join(elsewhere)}. '
+                     f'Rename one of the folders, or delete the "{real_name}" entry of their "real" scores to '
+                     'score them again.')
     if args.todo:
         print(todo_text(todo_rows(args, records, choose_rates(args, records))))
         return
@@ -961,6 +1076,11 @@ def main():
     os.makedirs(args.records, exist_ok=True)
     os.environ['FCDFN_ROOT'] = out  # experiments/ of every run under --out
     prepared = ensure_toy_dataset()
+    toy_test = osp.join(prepared, 'test')
+    _, difference = known_digests(test_set_file(args.records), toy_test, real_set_digest(toy_test))
+    if difference:  # records carry no toy digest: every toy score was made on the set committed there
+        sys.exit(f'error: the toy test set {toy_test} is not the one the records in {args.records} were scored on '
+                 f'({difference}). Delete datasets/toy_faid and datasets/toy_faid_prepared to build it again.')
     started = time.time()
     runner = Runner(out, args.records, records, prepared, args.crop, threads, args.real_test,
                     first_seed=args.seeds[0], started=started, real_digest=real_digest)
