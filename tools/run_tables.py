@@ -1077,7 +1077,8 @@ def main():
     os.environ['FCDFN_ROOT'] = out  # experiments/ of every run under --out
     prepared = ensure_toy_dataset()
     toy_test = osp.join(prepared, 'test')
-    _, difference = known_digests(test_set_file(args.records), toy_test, real_set_digest(toy_test))
+    _, difference = known_digests(test_set_file(args.records), toy_test, real_set_digest(toy_test),
+                                  write=not args.report_only)
     if difference:  # records carry no toy digest: every toy score was made on the set committed there
         sys.exit(f'error: the toy test set {toy_test} is not the one the records in {args.records} were scored on '
                  f'({difference}). Delete datasets/toy_faid and datasets/toy_faid_prepared to build it again.')
