@@ -411,7 +411,7 @@ def test_park_and_restore_keep_the_newest_state_and_refuse_other_options(tmp_pat
         tables.park(str(tmp_path / 'd'), str(records), {})
 
 
-def test_real_set_digest_follows_the_pixels_and_tells_same_named_folders_apart(tmp_path):
+def test_test_set_digest_follows_the_pixels_and_tells_same_named_folders_apart(tmp_path):
     import cv2
     import numpy as np
     image = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
@@ -423,7 +423,7 @@ def test_real_set_digest_follows_the_pixels_and_tells_same_named_folders_apart(t
         changed[0, 0, 0] ^= value
         cv2.imwrite(str(folder / 'gt' / 'x.png'), changed, [cv2.IMWRITE_PNG_COMPRESSION, level])
         (folder / 'params.json').write_text('{}')
-        folders[name] = tables.real_set_digest(str(folder))
+        folders[name] = tables.test_set_digest(str(folder))
     assert folders['a'] == folders['b'] != folders['c']
     records = {'same': {'real': {'test': {}}, 'real_digest': {'test': folders['a']}},
                'other': {'real': {'test': {}}, 'real_digest': {'test': folders['c']}},
@@ -447,7 +447,7 @@ def test_a_test_set_prepared_on_another_cpu_keeps_its_records_and_another_set_do
         (path / 'flash').mkdir(parents=True)
         cv2.imwrite(str(path / 'flash' / 'x.png'), pixels)
         (path / 'params.json').write_text(params)
-        return str(path), tables.real_set_digest(str(path))
+        return str(path), tables.test_set_digest(str(path))
 
     set_file = str(tmp_path / 'records' / 'test_sets' / 'real_test.json')
     first, first_digest = folder('first', image)

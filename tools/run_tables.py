@@ -515,9 +515,9 @@ def write_json(path, data):
         handle.write('\n')
 
 
-def real_set_digest(folder):
-    """A digest of a real test folder's contents (file names, decoded pixels, other files' bytes): a record keys
-    its real scores by the folder's base name, and this tells two folders of the same name apart."""
+def test_set_digest(folder):
+    """A digest of a test folder's contents (file names, decoded pixels, other files' bytes): a record keys its
+    real scores by the folder's base name, and this tells two folders of the same name apart."""
     import cv2
     digest = hashlib.sha256()
     for path in sorted(glob.glob(osp.join(folder, '**', '*'), recursive=True)):
@@ -533,16 +533,16 @@ def real_set_digest(folder):
     return digest.hexdigest()[:16]
 
 
-REAL_SET_TOLERANCE = 1e-4  # largest difference of a cell mean (0-1 scale) between two preparations of one set
-REAL_SET_GRID = 4  # cells per side of an image's fingerprint
+TEST_SET_TOLERANCE = 1e-4  # largest difference of a cell mean (0-1 scale) between two preparations of one set
+TEST_SET_GRID = 4  # cells per side of an image's fingerprint
 
 
-def real_set_fingerprint(folder):
-    """What identifies a real test folder across machines, where :func:`real_set_digest` tells bytes apart: per
-    file, an image's shape and the means of a 4 x 4 grid of cells (0-1 scale), ``params.json``'s numbers, other
-    files' sha256. The same preparation on another CPU differs in a few warped flash values (OpenCV dispatches
-    ``warpPerspective`` by SIMD level: AVX-512 and AVX2 differ by up to 4 of 65535), which changes the digest but
-    moves a cell mean by ~1e-6, far inside :data:`REAL_SET_TOLERANCE`; another crop, scene or law does not."""
+def test_set_fingerprint(folder):
+    """What identifies a test folder across machines, where :func:`test_set_digest` tells bytes apart: per file,
+    an image's shape and the means of a 4 x 4 grid of cells (0-1 scale), ``params.json``'s numbers, other files'
+    sha256. The same preparation on another CPU differs in a few warped flash values (OpenCV dispatches
+    ``warpPerspective`` by SIMD level: its AVX2 and SSE paths differ by up to 4 of 65535), which changes the digest
+    but moves a cell mean by ~1e-7, far inside :data:`TEST_SET_TOLERANCE`; another crop, scene or law does not."""
     import cv2
     files = {}
     for path in sorted(glob.glob(osp.join(folder, '**', '*'), recursive=True)):
@@ -553,8 +553,8 @@ def real_set_fingerprint(folder):
             image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
             if image is None:
                 raise ValueError(f'{path}: not a readable PNG image')
-            rows = np.array_split(image.astype(np.float64) / np.iinfo(image.dtype).max, REAL_SET_GRID, axis=0)
-            cells = [cell.mean() for row in rows for cell in np.array_split(row, REAL_SET_GRID, axis=1)]
+            rows = np.array_split(image.astype(np.float64) / np.iinfo(image.dtype).max, TEST_SET_GRID, axis=0)
+            cells = [cell.mean() for row in rows for cell in np.array_split(row, TEST_SET_GRID, axis=1)]
             files[name] = {'shape': list(image.shape), 'cells': [round(float(c), 7) for c in cells]}
         elif osp.basename(path) == 'params.json':
             with open(path) as handle:
@@ -566,7 +566,7 @@ def real_set_fingerprint(folder):
 
 
 def fingerprint_difference(expected, found):
-    """None where two :func:`real_set_fingerprint` s are of one set, else the first difference, in words."""
+    """None where two :func:`test_set_fingerprint` s are of one set, else the first difference, in words."""
     def numbers_differ(a, b):
         if isinstance(a, dict) and isinstance(b, dict):
             return a.keys() != b.keys() or any(numbers_differ(a[k], b[k]) for k in a)
@@ -583,8 +583,8 @@ def fingerprint_difference(expected, found):
             if a['shape'] != b['shape']:
                 return f'{name}: shape {b["shape"]}, not {a["shape"]}'
             gap = max(abs(x - y) for x, y in zip(a['cells'], b['cells']))
-            if gap > REAL_SET_TOLERANCE:
-                return f'{name}: a cell mean differs by {gap:.2g} (tolerance {REAL_SET_TOLERANCE:g})'
+            if gap > TEST_SET_TOLERANCE:
+                return f'{name}: a cell mean differs by {gap:.2g} (tolerance {TEST_SET_TOLERANCE:g})'
         elif numbers_differ(a, b):
             return f'{name}: other contents'
     return None
@@ -619,14 +619,14 @@ def known_digests(path, folder, digest, write=True):
     if not osp.isfile(path):
         if write:
             os.makedirs(osp.dirname(path), exist_ok=True)
-            write_json(path, {'fingerprint': real_set_fingerprint(folder), 'digests': {digest: machine_note()}})
+            write_json(path, {'fingerprint': test_set_fingerprint(folder), 'digests': {digest: machine_note()}})
             print(f'fingerprint of {folder} written to {path} (commit it with the records)')
         return {digest}, None
     with open(path) as handle:
         entry = json.load(handle)
     if digest in entry['digests']:
         return set(entry['digests']), None
-    difference = fingerprint_difference(entry['fingerprint'], real_set_fingerprint(folder))
+    difference = fingerprint_difference(entry['fingerprint'], test_set_fingerprint(folder))
     if difference:
         return {digest}, f'its fingerprint is not the one in {path}: {difference}'
     if write:
@@ -873,7 +873,7 @@ class Runner:
         self.out, self.records_dir, self.records, self.prepared = out, records_dir, records, prepared
         self.crop, self.threads, self.real_test, self.first_seed = crop, threads, real_test, first_seed
         self.real_name = real_set_name(real_test) if real_test else None
-        self.real_digest = real_digest or (real_set_digest(real_test) if real_test else None)  # main passes its own
+        self.real_digest = real_digest or (test_set_digest(real_test) if real_test else None)  # main passes its own
         self.started = started
         self.lock = threading.Lock()
 
@@ -1050,7 +1050,7 @@ def main():
     from fcdfn_plugin.utils.pipeline import ensure_toy_dataset
 
     records = load_records(args.records)
-    real_digest = real_set_digest(args.real_test) if args.real_test else None
+    real_digest = test_set_digest(args.real_test) if args.real_test else None
     if args.real_test:  # before anything reads or adds real scores: one folder's scores per name
         real_name = real_set_name(args.real_test)
         digests, difference = known_digests(test_set_file(args.records, real_name), args.real_test, real_digest,
@@ -1077,11 +1077,12 @@ def main():
     os.environ['FCDFN_ROOT'] = out  # experiments/ of every run under --out
     prepared = ensure_toy_dataset()
     toy_test = osp.join(prepared, 'test')
-    _, difference = known_digests(test_set_file(args.records), toy_test, real_set_digest(toy_test),
+    _, difference = known_digests(test_set_file(args.records), toy_test, test_set_digest(toy_test),
                                   write=not args.report_only)
     if difference:  # records carry no toy digest: every toy score was made on the set committed there
         sys.exit(f'error: the toy test set {toy_test} is not the one the records in {args.records} were scored on '
-                 f'({difference}). Delete datasets/toy_faid and datasets/toy_faid_prepared to build it again.')
+                 f'({difference}). Delete datasets/toy_faid and datasets/toy_faid_prepared to build it again; if '
+                 'the toy generator or the test law changed on purpose, the recorded toy scores are of the old set.')
     started = time.time()
     runner = Runner(out, args.records, records, prepared, args.crop, threads, args.real_test,
                     first_seed=args.seeds[0], started=started, real_digest=real_digest)
