@@ -79,6 +79,9 @@ def test_committed_records_are_consistent():
         assert record['digest'] == tables.options_digest(opt), f'{path}: made with other options than the presets'
         assert 0 < record['toy']['psnr'] < 60 and 0 <= record['toy']['lpips'] <= 1
         assert record['curve']['psnr'][-1] == record['toy']['psnr']
+        for real_name, digest in record.get('real_digest', {}).items():  # one set per name, on any machine
+            with open(tables.test_set_file(tables.RECORDS, real_name)) as handle:
+                assert digest in json.load(handle)['digests'], f'{path}: scored on a {real_name!r} set not listed'
 
 
 def test_committed_parks_can_be_resumed():
