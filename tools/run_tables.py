@@ -515,16 +515,22 @@ def write_json(path, data):
         handle.write('\n')
 
 
+def test_set_files(folder):
+    """(name, path, image) for each file under a test folder, sorted: the name relative to it with '/', and a
+    PNG's decoded pixels (None for other files and for a PNG that does not decode)."""
+    import cv2
+    for path in sorted(glob.glob(osp.join(folder, '**', '*'), recursive=True)):
+        if osp.isfile(path):
+            image = cv2.imread(path, cv2.IMREAD_UNCHANGED) if path.lower().endswith('.png') else None
+            yield osp.relpath(path, folder).replace(os.sep, '/'), path, image
+
+
 def test_set_digest(folder):
     """A digest of a test folder's contents (file names, decoded pixels, other files' bytes): a record keys its
     real scores by the folder's base name, and this tells two folders of the same name apart."""
-    import cv2
     digest = hashlib.sha256()
-    for path in sorted(glob.glob(osp.join(folder, '**', '*'), recursive=True)):
-        if not osp.isfile(path):
-            continue
-        digest.update(osp.relpath(path, folder).replace(os.sep, '/').encode())
-        image = cv2.imread(path, cv2.IMREAD_UNCHANGED) if path.lower().endswith('.png') else None
+    for name, path, image in test_set_files(folder):
+        digest.update(name.encode())
         if image is not None:  # pixels, not the PNG's bytes: another encoder writes the same crops differently
             digest.update(image.tobytes())
         else:
@@ -557,14 +563,9 @@ def test_set_fingerprint(folder):
     preparation on another CPU differs in a few warped flash values (OpenCV dispatches ``warpPerspective`` by SIMD
     level: its AVX2 and SSE paths differ by up to 4 of 65535), which changes the digest but moves a projection by
     ~1e-7, inside :data:`TEST_SET_TOLERANCE`; another crop, scene or law does not."""
-    import cv2
     files = {}
-    for path in sorted(glob.glob(osp.join(folder, '**', '*'), recursive=True)):
-        if not osp.isfile(path):
-            continue
-        name = osp.relpath(path, folder).replace(os.sep, '/')
+    for name, path, image in test_set_files(folder):
         if path.lower().endswith('.png'):
-            image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
             if image is None:
                 raise ValueError(f'{path}: not a readable PNG image')
             files[name] = {'shape': list(image.shape), 'projections': image_projections(image)}
