@@ -605,15 +605,13 @@ def fingerprint_difference(expected, found):
 
 def machine_note():
     """Which machine prepared a folder: its CPU's model and widest SIMD (what OpenCV dispatches on), and the date."""
-    model, flags = platform.processor() or platform.machine(), set()
+    from fcdfn_plugin.ops.basis_filter_native import cpu_flags
+
+    model = platform.processor() or platform.machine()
     if osp.isfile('/proc/cpuinfo'):
         with open('/proc/cpuinfo') as handle:
-            for line in handle:
-                key, _, value = line.partition(':')
-                if key.strip() == 'model name':
-                    model = value.strip()
-                elif key.strip() == 'flags':
-                    flags = set(value.split())
+            model = next((line.partition(':')[2].strip() for line in handle if line.startswith('model name')), model)
+    flags = set(cpu_flags().partition(':')[2].split())
     simd = next((f for f in ('avx512f', 'avx2', 'avx', 'neon', 'asimd') if f in flags), 'unknown SIMD')
     return f'{model}, {simd}, {datetime.date.today().isoformat()}'
 

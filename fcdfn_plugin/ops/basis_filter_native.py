@@ -70,8 +70,9 @@ def _compiler():
     return None
 
 
-def _cpu_flags():
-    """This CPU's feature flags (-march=native output differs between CPUs sharing one cache folder)."""
+def cpu_flags():
+    """This CPU's feature-flags line of /proc/cpuinfo (``flags`` on x86, ``Features`` on ARM), or the processor's
+    name where there is none (-march=native output differs between CPUs sharing one cache folder)."""
     try:
         with open('/proc/cpuinfo') as handle:
             for line in handle:
@@ -87,7 +88,7 @@ def library_path(compiler):
     version = subprocess.run([compiler, '--version'], capture_output=True, text=True).stdout
     with open(SOURCE, 'rb') as handle:
         source = handle.read()
-    key = hashlib.sha256(b'\0'.join([source, ' '.join(CXX_FLAGS).encode(), version.encode(), _cpu_flags().encode(),
+    key = hashlib.sha256(b'\0'.join([source, ' '.join(CXX_FLAGS).encode(), version.encode(), cpu_flags().encode(),
                                      platform.machine().encode()])).hexdigest()[:16]
     return os.path.join(cache_dir(), f'basis_filter_cpu-{key}.so')
 
