@@ -658,7 +658,7 @@ def scored_elsewhere(records, real_name, digests):
     ``digests``, the preparations of this folder's set); records from before digests were kept (none stored) are
     taken as they are."""
     return sorted(name for name, record in records.items() if real_name in record.get('real', {})
-                  and record.get('real_digest', {}).get(real_name, next(iter(digests))) not in digests)
+                  and record.get('real_digest', {}).get(real_name) not in {None, *digests})
 
 
 def segment_logs(out, name):
