@@ -316,6 +316,36 @@ def test_minutes_per_iteration_reads_the_largest_one_thread_runs():
     assert tables.minutes_per_iteration(records, 'djf', 96) is None
 
 
+def test_a_slow_method_saves_its_state_more_often_than_it_validates(tmp_path, monkeypatch):
+    """A run saves a training state at least every SAVE_MINUTES of its method's recorded speed (halving its
+    validation interval), so a session's end loses little; the options file tools/train.py reads says so."""
+    assert tables.SAVE_MINUTES == 15
+    assert tables.checkpoint_interval(32000, 398 / 128000) == 4000  # FCDFN's 256000 check on its 128000's speed
+    assert tables.checkpoint_interval(500, 83 / 2000) == 250  # DSN's 4000 check
+    assert tables.checkpoint_interval(250, 0.01) == 250  # 2.5 minutes: as it was
+    assert tables.checkpoint_interval(4000, None) == 4000  # no record yet
+    assert tables.checkpoint_interval(3, 100.0) == 1
+
+    class Started(Exception):
+        pass
+
+    def run_tool(args, log_path, threads):
+        with open(args[2]) as handle:  # tools/train.py -opt <options> --auto_resume
+            raise Started(yaml.safe_load(handle))
+
+    monkeypatch.setattr(tables, 'run_tool', run_tool)
+    records = {'djf_it8000': {'method': 'djf', 'iters': 8000, 'crop': 48, 'threads': 1, 'train_minutes': 160.0}}
+    runner = tables.Runner(str(tmp_path / 'out'), str(tmp_path / 'records'), records, str(tmp_path / 'prepared'),
+                           48, 1, None, 10, 0.0)
+    opt = tables.run_options('djf', 10, 16000, 48, 1e-3)
+    with pytest.raises(Started) as started:
+        runner.train(tables.run_name('djf', 10, 16000, 48, 1e-3), opt, tables.options_digest(opt), 'djf', 10,
+                     16000, 1e-3, 'table')
+    written = started.value.args[0]
+    assert written['val']['val_freq'] == 2000 and written['logger']['save_checkpoint_freq'] == 500  # 0.02 min/it
+    assert tables.options_digest(written) == tables.options_digest(opt)  # records made before stay valid
+
+
 def test_todo_rows_give_the_command_and_its_estimated_minutes(tmp_path):
     from argparse import Namespace
 

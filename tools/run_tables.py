@@ -27,11 +27,11 @@ its scores, validation curve, rate, wall time and a digest of its options. A run
 run again, so the tables can be completed a piece at a time, on different machines; a record whose
 options digest no longer matches the presets is an error (delete it to run it again). A run stopped
 before its end (the end of a session) resumes from its last training state, saved every eighth of the
-run, when it is asked for again with the same ``--out``; ``--park`` copies that state into the records
-folder (``unfinished/<run>/``, committed), so that the run resumes on another machine. The tables and
-figures are written from the records alone: rows with missing seeds say so. ``--todo`` prints what the
-tables at converged budgets still lack (:func:`next_runs`): per row the next runs, their estimated minutes
-(less where a run is parked) and the command that runs them.
+run or more often (:func:`checkpoint_interval`), when it is asked for again with the same ``--out``;
+``--park`` copies that state into the records folder (``unfinished/<run>/``, committed), so that the run
+resumes on another machine. The tables and figures are written from the records alone: rows with missing
+seeds say so. ``--todo`` prints what the tables at converged budgets still lack (:func:`next_runs`): per row
+the next runs, their estimated minutes (less where a run is parked) and the command that runs them.
 
     python tools/prepare_faid.py --faid-root ../shared/faid_mini --out datasets/faid_mini_c256 --all-test \\
         --test-crop 256 --opt options/fcdfn_demo.yml
@@ -112,6 +112,9 @@ CONVERGED_DB = 0.1
 DIVERGED_DB = 5.0
 #: Validations per run (the curve): every eighth of the schedule.
 CURVE_POINTS = 8
+#: A run saves its training state at least every this many minutes of its method's recorded speed
+#: (:func:`checkpoint_interval`), so that the end of a session (:func:`park`) loses little of a long run.
+SAVE_MINUTES = 15
 
 
 def method_options(method):
@@ -131,7 +134,8 @@ def official_rate(method):
 def run_options(method, seed, iters, crop, lr):
     """Options of one run: the method's preset with this seed, length (milestones keep their place in
     the schedule), crop and rate; validation and a training state every eighth of the run (a run
-    stopped by the end of a session resumes from its last state when run_tables is called again)."""
+    stopped by the end of a session resumes from its last state when run_tables is called again;
+    :meth:`Runner.train` saves more often where the method is slow, :func:`checkpoint_interval`)."""
     opt = method_options(method)
     opt['manual_seed'] = seed
     opt['datasets']['train'].update(seed=seed, crop_size=crop)
@@ -143,6 +147,15 @@ def run_options(method, seed, iters, crop, lr):
     opt['val']['val_freq'] = max(1, iters // CURVE_POINTS)
     opt['logger'].update(save_checkpoint_freq=opt['val']['val_freq'], print_freq=max(1, iters // (5 * CURVE_POINTS)))
     return opt
+
+
+def checkpoint_interval(every, per_iteration):
+    """Iterations between a run's saved training states: ``every`` (its validation interval), halved until one
+    interval takes at most :data:`SAVE_MINUTES` at ``per_iteration`` minutes an iteration (None, not known yet:
+    ``every``). FCDFN's 256000 saves every 4000 iterations instead of every 32000, which took 100 minutes."""
+    while per_iteration and every > 1 and every * per_iteration > SAVE_MINUTES:
+        every //= 2
+    return every
 
 
 def options_digest(opt):
@@ -938,6 +951,10 @@ class Runner:
         opt['val']['save_img'] = purpose == 'table' and seed == self.first_seed
         if purpose == 'sweep':
             opt['val']['val_freq'] = 10 * iters  # the final validation only
+        with self.lock:  # other threads add records
+            per_iteration = minutes_per_iteration(self.records, method, self.crop)
+        opt['logger']['save_checkpoint_freq'] = checkpoint_interval(opt['logger']['save_checkpoint_freq'],
+                                                                    per_iteration)
         run_dir = osp.join(self.out, 'runs', name)
         os.makedirs(run_dir, exist_ok=True)
         log = finished_log(self.out, name)
