@@ -523,6 +523,7 @@ def load_records(folder):
 
 
 def write_json(path, data):
+    """``data`` as indented JSON, ending in a newline (records, parks, test sets, the tables)."""
     with open(path, 'w') as handle:
         json.dump(data, handle, indent=1)
         handle.write('\n')
@@ -746,8 +747,7 @@ def park(out, records_dir, records):
                 text = _ABSOLUTE_PATH.sub('<path>', handle.read())
             with open(osp.join(target, osp.basename(path)), 'w', encoding='utf-8') as handle:
                 handle.write(text)
-        with open(osp.join(target, 'park.json'), 'w') as handle:
-            json.dump({'iter': iteration, 'digest': digest}, handle, indent=1)
+        write_json(osp.join(target, 'park.json'), {'iter': iteration, 'digest': digest})
         size = sum(osp.getsize(osp.join(target, f)) for f in os.listdir(target)) / 2**20
         lines.append(f'{name}: parked its state at iteration {iteration} in {target} ({size:.1f} MB)')
     return lines
@@ -920,8 +920,7 @@ class Runner:
         if score_real:
             self.score_real(name, record, record_path)
         with self.lock:
-            with open(record_path, 'w') as handle:
-                json.dump(record, handle, indent=1)
+            write_json(record_path, record)
             self.records[name] = record
             parked = unfinished_dir(self.records_dir, name)
             if osp.isdir(parked):
@@ -1325,19 +1324,16 @@ def write_report(args, records, chosen, prepared, out, real_name, started):
           chosen[m][1]] for m in args.methods]))
     with open(osp.join(out, 'tables.md'), 'w') as handle:
         handle.write(''.join(text))
-    with open(osp.join(out, 'tables.json'), 'w') as handle:
-        json.dump({'iters': args.iters, 'crop': args.crop, 'seeds': args.seeds, 'sweep_iters': sweep_iters,
-                   'real_test': args.real_test, 'complexity': size, 'references': refs,
-                   'rates': {m: {'rate': r, 'why': why} for m, (r, why) in chosen.items()},
-                   'orderings': orderings, 'budget_doubling': doubling,
-                   'results': {m: {s: {'mean_std': v[0], 'runs': v[1]} for s, v in summary[m].items()}
-                               for m in summary},
-                   'converged': {'budgets': {m: {'iters': b, 'converged': c, 'why': why}
-                                             for m, (b, c, why) in at_budget.items()},
-                                 'orderings': converged_orderings,
-                                 'results': {m: {s: {'mean_std': v[0], 'runs': v[1]} for s, v in
-                                                 converged_summary[m].items()} for m in converged_summary}}},
-                  handle, indent=1)
+    write_json(osp.join(out, 'tables.json'), {
+        'iters': args.iters, 'crop': args.crop, 'seeds': args.seeds, 'sweep_iters': sweep_iters,
+        'real_test': args.real_test, 'complexity': size, 'references': refs,
+        'rates': {m: {'rate': r, 'why': why} for m, (r, why) in chosen.items()},
+        'orderings': orderings, 'budget_doubling': doubling,
+        'results': {m: {s: {'mean_std': v[0], 'runs': v[1]} for s, v in summary[m].items()} for m in summary},
+        'converged': {'budgets': {m: {'iters': b, 'converged': c, 'why': why} for m, (b, c, why) in at_budget.items()},
+                      'orderings': converged_orderings,
+                      'results': {m: {s: {'mean_std': v[0], 'runs': v[1]} for s, v in converged_summary[m].items()}
+                                  for m in converged_summary}}})
     print(''.join(text), flush=True)
     written = set()  # the figures of this call with every row they should show (--results copies only these)
     for runs_by_method, name, budget in ((converged_runs, 'validation_curves_converged.png', 'converged budgets'),
