@@ -358,8 +358,8 @@ def test_todo_rows_give_the_command_and_its_estimated_minutes(tmp_path):
     args = Namespace(methods=['lsd2', 'dsn', 'no_flash'], iters=2000, crop=48, seeds=[10, 11], real_test='real',
                      records=str(tmp_path))
     rows = tables.todo_rows(args, records, {'lsd2': (3e-4, ''), 'dsn': (None, 'no sweep'), 'no_flash': (3e-4, '')})
-    assert rows[0][:3] == ['LSD2', '8000', '10'] and rows[0][4] == '8'  # 8000 iterations at 1 ms an iteration
-    assert rows[0][5] == '12'  # at least: the check at 8000 and seed 11 at 4000
+    assert rows[0][:3] == ['LSD2', '8000', '10'] and rows[0][4] == pytest.approx(8)  # 8000 iterations, 1 ms each
+    assert rows[0][5] == pytest.approx(12)  # at least: the check at 8000 and seed 11 at 4000
     assert rows[0][6] == ('python tools/run_tables.py --phase table --methods lsd2 --iters 8000 --seeds 10 '
                           '--threads 1 --real-test real')
     assert '--phase sweep --methods dsn' in rows[1][6]
@@ -368,11 +368,14 @@ def test_todo_rows_give_the_command_and_its_estimated_minutes(tmp_path):
     (parked / 'park.json').write_text(json.dumps({'iter': 6000, 'digest': 'x'}))
     args.methods = ['lsd2']
     (row,) = tables.todo_rows(args, records, {'lsd2': (3e-4, '')})
-    assert row[3].endswith('seed 10 parked at 6000') and row[4] == '2' and row[5] == '6'  # 2000 iterations left
-    assert rows[2][3].startswith('waits') and rows[2][6] == '' and rows[2][5] == ''  # no FCDFN run to time
+    assert row[3].endswith('seed 10 parked at 6000')
+    assert row[4] == pytest.approx(2) and row[5] == pytest.approx(6)  # 2000 iterations left
+    assert rows[2][3].startswith('waits') and rows[2][6] == '' and rows[2][5] is None  # no FCDFN run to time
     text = tables.todo_text(rows)
-    assert 'Nothing' in tables.todo_text([]) and '`python tools' in text
+    assert 'Nothing' in tables.todo_text([]) and '`python tools' in text and '| 8 | 12 |' in text
     assert 'at least 12 minutes' in text and 'besides DSN, w/o fusion, SAECNN, flash' in text
+    rows[0][5] = rows[1][5] = 0.4  # the total sums the minutes, not the rounded cells
+    assert 'at least 1 minutes' in tables.todo_text(rows)
 
 
 def test_least_runs_are_the_next_check_and_the_seeds_at_the_top_budget():

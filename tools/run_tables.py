@@ -374,7 +374,7 @@ def training_minutes(records, crop):
 def todo_rows(args, records, chosen):
     """The runs the tables at converged budgets still lack, one row per method (:func:`next_runs`): label,
     iterations, seeds, why, estimated minutes of those runs on one thread each, the least minutes to complete
-    the row (:func:`least_runs`; '' where unknown) and the command that runs the next runs."""
+    the row (:func:`least_runs`; the minutes None where unknown) and the command that runs the next runs."""
 
     def minutes(method, rate, runs):  # on one thread; a parked run resumes, so counts what it has left
         per_iteration = minutes_per_iteration(records, method, args.crop)
@@ -386,23 +386,20 @@ def todo_rows(args, records, chosen):
             left += iters - (parked['iter'] if parked else 0)
         return per_iteration * left
 
-    def cell(value):
-        return '' if value is None else f'{value:.0f}'
-
     rows = []
     for method in args.methods:
         rate, _ = chosen[method]
         if rate is None:
             command = f'python tools/run_tables.py --phase sweep --methods {method} --threads 1'
-            rows.append([LABELS[method], '', '', 'its rate sweep first', '', '', command])
+            rows.append([LABELS[method], '', '', 'its rate sweep first', None, None, command])
             continue
         need = next_runs(records, method, rate, args.iters, args.crop, args.seeds)
         if need is None:
             continue
-        least = cell(minutes(method, rate, least_runs(records, method, rate, args.iters, args.crop, args.seeds)))
+        least = minutes(method, rate, least_runs(records, method, rate, args.iters, args.crop, args.seeds))
         iters, seeds, why = need
         if iters is None:
-            rows.append([LABELS[method], '', '', why, '', least, ''])
+            rows.append([LABELS[method], '', '', why, None, least, ''])
             continue
         for seed in seeds:
             parked = parked_info(args.records, run_name(method, seed, iters, args.crop, rate))
@@ -412,7 +409,7 @@ def todo_rows(args, records, chosen):
                    + ' '.join(map(str, seeds)) + ' --threads 1'
                    + (f' --real-test {args.real_test}' if args.real_test else ''))
         rows.append([LABELS[method], str(iters), ' '.join(map(str, seeds)), why,
-                     cell(minutes(method, rate, [(seed, iters) for seed in seeds])), least, command])
+                     minutes(method, rate, [(seed, iters) for seed in seeds]), least, command])
     return rows
 
 
@@ -422,8 +419,8 @@ def todo_text(rows):
 
     if not rows:
         return '\n### What the tables still need\n\nNothing: every row has converged and has all its seeds.\n'
-    least = sum(float(row[5]) for row in rows if row[5])
-    unknown = [row[0] for row in rows if not row[5]]
+    least = sum(row[5] for row in rows if row[5] is not None)
+    unknown = [row[0] for row in rows if row[5] is None]
     total = (f'In all at least {least:.0f} minutes of one core ({least / 120:.1f} hours on two cores)'
              + (f', besides {", ".join(unknown)}' if unknown else '') + ', if every next budget check converges; '
              'each check that does not adds a run of twice the budget and moves the row\'s seeds there.')
@@ -434,7 +431,9 @@ def todo_text(rows):
             'budget; Table 2\'s variants every seed at FCDFN\'s). Records accumulate in docs/tables_cpu: run these '
             'on any machine, commit the records, and the tables complete a piece at a time.\n\n'
             + markdown_table(['method', 'iterations', 'seeds', 'why', 'minutes (est.)', 'least to finish (min)',
-                              'command'], [row[:6] + [f'`{row[6]}`' if row[6] else ''] for row in rows])
+                              'command'],
+                             [row[:4] + ['' if value is None else f'{value:.0f}' for value in row[4:6]]
+                              + [f'`{row[6]}`' if row[6] else ''] for row in rows])
             + f'\n{total}\n')
 
 
