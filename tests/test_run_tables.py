@@ -250,7 +250,7 @@ def test_a_stopped_run_resumes_from_its_parked_state_elsewhere(toy_prepared, tmp
     records = tmp_path / 'records'
 
     whole = train('whole')
-    assert whole['curve']['iter'] == list(range(2, 17, 2))
+    assert whole['curve']['iter'] == list(range(2, 17, 2)) and whole['cpu'] == tables.cpu_note()
     # the same run stopped after its state at iteration 8: later states, weights and log lines gone
     stopped = tmp_path / 'stopped' / 'experiments' / name
     shutil.copytree(tmp_path / 'whole' / 'experiments' / name, stopped)

@@ -616,8 +616,8 @@ def fingerprint_difference(expected, found):
     return None
 
 
-def machine_note():
-    """Which machine prepared a folder: its CPU's model and widest SIMD (what OpenCV dispatches on), and the date."""
+def cpu_note():
+    """This machine's CPU: its model and widest SIMD (what OpenCV and oneDNN dispatch on), e.g. 'AMD EPYC, avx2'."""
     from fcdfn_plugin.ops.basis_filter_native import cpu_flags
 
     model = platform.processor() or platform.machine()
@@ -626,7 +626,12 @@ def machine_note():
             model = next((line.partition(':')[2].strip() for line in handle if line.startswith('model name')), model)
     flags = set(cpu_flags().partition(':')[2].split())
     simd = next((f for f in ('avx512f', 'avx2', 'avx', 'neon', 'asimd') if f in flags), 'unknown SIMD')
-    return f'{model}, {simd}, {datetime.date.today().isoformat()}'
+    return f'{model}, {simd}'
+
+
+def machine_note():
+    """Which machine prepared a folder: :func:`cpu_note` and the date."""
+    return f'{cpu_note()}, {datetime.date.today().isoformat()}'
 
 
 def test_set_file(records_dir, real_name=None):
@@ -981,7 +986,7 @@ class Runner:
                   'digest': digest, 'toy': {metric: curve[metric][-1] for metric in METRICS}, 'curve': curve,
                   'last_quarter_gain_db': curve_gain(curve, iters), 'threads': self.threads,
                   'train_minutes': round((time.time() - run_started) / 60, 2),
-                  'finished': datetime.date.today().isoformat(), 'real': {}}
+                  'finished': datetime.date.today().isoformat(), 'cpu': cpu_note(), 'real': {}}
         if record['last_quarter_gain_db'] is not None:
             record['converged'] = record['last_quarter_gain_db'] < CONVERGED_DB
         return record
