@@ -399,6 +399,17 @@ def test_least_runs_are_the_next_check_and_the_seeds_at_the_top_budget():
     assert tables.least_runs(records, 'no_flash', 3e-4, 2000, 48, seeds) == [(10, 4000), (11, 4000)]
 
 
+def training_log(iterations, validated=()):
+    """A BasicSR training log: a training line at each of ``iterations``, a validation after those ``validated``."""
+    lines = ['2026-12-04 21:00:00,000 INFO: start\n']
+    for iteration in iterations:
+        lines.append(f'2026-12-04 21:00:01,000 INFO: [frl..][epoch:  1, iter: {iteration:7,d}, lr:(3.000e-04,)] '
+                     '[eta: 0:01:00, time (data): 0.100 (0.001)] l_total: 1.0e-02\n')
+        if iteration in validated:
+            lines.append('2026-12-04 21:00:02,000 INFO: Validation ToyFAID_test\n\t # psnr: 20.0000\tBest: 20.0000\n')
+    return ''.join(lines)
+
+
 def test_park_and_restore_keep_the_newest_state_and_refuse_other_options(tmp_path, capsys):
     import time
     name = tables.run_name('frl', 10, 16000, 48, 3e-4)
@@ -410,7 +421,7 @@ def test_park_and_restore_keep_the_newest_state_and_refuse_other_options(tmp_pat
         for sub in ('training_states', 'models'):
             (run / sub).mkdir(parents=True)
         (run / f'{name}.yml').write_text(yaml.safe_dump(opt))
-        (run / f'train_{name}_20261204_{label}.log').write_text('2026-12-04 21:00:00,000 INFO: start\n')
+        (run / f'train_{name}_20261204_{label}.log').write_text(training_log(states, states))  # validation 2000
         for iteration in states:
             (run / 'training_states' / f'{iteration}.state').write_text(f'state {iteration}')
             (run / 'models' / f'net_g_{iteration}.pth').write_text(f'weights {iteration}')
@@ -443,8 +454,38 @@ def test_park_and_restore_keep_the_newest_state_and_refuse_other_options(tmp_pat
     assert not parked.exists() and (records / f'{name}.json').exists()
     assert 'its parked state removed' in capsys.readouterr().out
     (run / 'models' / 'net_g_6000.pth').unlink()
+    (run / f'{name}.yml').write_text(yaml.safe_dump(opt))  # Runner.train writes it before it restores
     with pytest.raises(FileNotFoundError, match='net_g_6000.pth'):
         tables.park(str(tmp_path / 'd'), str(records), {})
+
+
+def test_a_run_stopped_between_its_save_and_its_validation_resumes_before_that_save(tmp_path):
+    """BasicSR saves, then validates: a run stopped between the two has a state whose validation is in no log.
+    Resuming there would leave that point out of the curve (and the convergence criterion reads it), so the
+    run resumes from the state before it, and a park takes that one too; a state off the validation grid
+    needs no validation."""
+    name = tables.run_name('frl', 10, 16000, 48, 3e-4)
+    opt = tables.run_options('frl', 10, 16000, 48, 3e-4)  # validation every 2000
+    run = tmp_path / 'out' / 'experiments' / name
+    for sub in ('training_states', 'models'):
+        (run / sub).mkdir(parents=True)
+    (run / f'{name}.yml').write_text(yaml.safe_dump(opt))
+    log = run / f'train_{name}_20261204_210000.log'
+    log.write_text(training_log([2000, 3000, 4000], validated=[2000]))  # stopped after saving 4000
+    for iteration in (2000, 3000, 4000):
+        (run / 'training_states' / f'{iteration}.state').write_text(f'state {iteration}')
+        (run / 'models' / f'net_g_{iteration}.pth').write_text(f'weights {iteration}')
+    logs = [str(log)]
+    assert tables.resume_point(str(run), logs, 2000) == (3000, str(run / 'training_states' / '3000.state'))
+    assert tables.resume_point(str(run), logs, 1000)[0] == 2000  # 3000 is a validation iteration then, unlogged
+    assert tables.resume_point(str(run), [], 2000)[0] == 3000 and tables.resume_point(str(run), [], 1000)[0] == 0
+    lines = tables.park(str(tmp_path / 'out'), str(tmp_path / 'records'), {})
+    assert 'at iteration 3000' in lines[0]
+    assert tables.set_aside_unvalidated(str(run), logs, 2000) == [4000]
+    assert tables.latest_state(str(run))[0] == 3000 and not (run / 'models' / 'net_g_4000.pth').exists()
+    assert (run / 'training_states' / 'unvalidated' / '4000.state').read_text() == 'state 4000'
+    assert (run / 'training_states' / 'unvalidated' / 'net_g_4000.pth').exists()
+    assert tables.set_aside_unvalidated(str(run), logs, 2000) == []  # nothing more
 
 
 def test_test_set_digest_follows_the_pixels_and_tells_same_named_folders_apart(tmp_path):

@@ -691,11 +691,38 @@ def finished_log(out, name):
     return None
 
 
+def saved_states(run_path):
+    """[(iteration, path)] of the training states in a run's experiments folder, newest first."""
+    stems = ((osp.splitext(osp.basename(p))[0], p) for p in glob.glob(osp.join(run_path, 'training_states', '*.state')))
+    return sorted(((int(stem), p) for stem, p in stems if stem.isdigit()), reverse=True)
+
+
 def latest_state(run_path):
     """(iteration, path) of the newest training state in a run's experiments folder, or (0, None)."""
-    stems = ((osp.splitext(osp.basename(p))[0], p) for p in glob.glob(osp.join(run_path, 'training_states', '*.state')))
-    found = [(int(stem), p) for stem, p in stems if stem.isdigit()]
-    return max(found) if found else (0, None)
+    return next(iter(saved_states(run_path)), (0, None))
+
+
+def resume_point(run_path, logs, val_freq):
+    """(iteration, path) of the training state a stopped run resumes from, or (0, None): the newest, unless it was
+    saved at a validation iteration whose validation is not in ``logs`` (BasicSR saves, then validates: a run
+    stopped between the two). Resuming there would leave that point out of the validation curve for good, and the
+    convergence criterion reads it; so then the newest state before it, and the stretch is trained again."""
+    validated = set(validation_curve(logs)['iter'])
+    return next(((it, p) for it, p in saved_states(run_path) if it % val_freq or it in validated), (0, None))
+
+
+def set_aside_unvalidated(run_path, logs, val_freq):
+    """Move the states newer than :func:`resume_point` (and their weights) into ``training_states/unvalidated/``,
+    so that ``--auto_resume`` (the newest state) starts there; returns the iterations moved."""
+    start, _ = resume_point(run_path, logs, val_freq)
+    aside = osp.join(run_path, 'training_states', 'unvalidated')
+    moved = [(it, path) for it, path in saved_states(run_path) if it > start]
+    for iteration, path in moved:
+        os.makedirs(aside, exist_ok=True)
+        for file in (path, osp.join(run_path, 'models', f'net_g_{iteration}.pth')):
+            if osp.isfile(file):
+                shutil.move(file, osp.join(aside, osp.basename(file)))
+    return sorted(it for it, _ in moved)
 
 
 def unfinished_dir(records_dir, name):
@@ -717,18 +744,24 @@ _ABSOLUTE_PATH = re.compile(r'(?<![\w.:/])/[A-Za-z0-9][\w.+-]*(?:/[\w.+-]+)+/?')
 
 
 def park(out, records_dir, records):
-    """Copy the newest training state of each unfinished run under ``out`` (its state, the weights of that
-    iteration, its logs so far with this machine's paths replaced by ``<path>``, and its options' digest) to
-    ``unfinished_dir``, for another machine to resume from (:meth:`Runner.restore`). Returns one line per run.
-    A parked state newer than this machine's is kept: another machine went further."""
+    """Copy the training state each unfinished run under ``out`` resumes from (:func:`resume_point`: the newest
+    whose validation, if due, was logged), the weights of that iteration, its logs so far with this machine's
+    paths replaced by ``<path>``, and its options' digest to ``unfinished_dir``, for another machine to resume
+    from (:meth:`Runner.restore`). Returns one line per run. A parked state newer than this machine's is kept:
+    another machine went further."""
     lines = []
     for run_path in sorted(glob.glob(osp.join(out, 'experiments', '*'))):
         name = osp.basename(run_path)
         if name in records or finished_log(out, name) is not None:
             continue  # done, or finished and recorded by the next run_tables call here
-        iteration, state = latest_state(run_path)
-        if state is None:
+        if not saved_states(run_path):
             lines.append(f'{name}: no training state yet, nothing to park')
+            continue
+        with open(osp.join(run_path, f'{name}.yml')) as handle:
+            opt = yaml.safe_load(handle)
+        iteration, state = resume_point(run_path, segment_logs(out, name), opt['val']['val_freq'])
+        if state is None:
+            lines.append(f'{name}: no training state with its validation logged yet, nothing to park')
             continue
         target = unfinished_dir(records_dir, name)
         parked = parked_info(records_dir, name)
@@ -739,8 +772,7 @@ def park(out, records_dir, records):
         weights = osp.join(run_path, 'models', f'net_g_{iteration}.pth')
         if not osp.isfile(weights):
             raise FileNotFoundError(f'{weights} is missing: the training state at {iteration} needs its weights')
-        with open(osp.join(run_path, f'{name}.yml')) as handle:
-            digest = options_digest(yaml.safe_load(handle))
+        digest = options_digest(opt)
         if osp.isdir(target):
             shutil.rmtree(target)  # an older park of this run, superseded
         os.makedirs(target)
@@ -972,6 +1004,11 @@ class Runner:
                 yaml.safe_dump(opt, handle, sort_keys=False)
             self.restore(name, digest)
             earlier = segment_logs(self.out, name)
+            moved = set_aside_unvalidated(osp.join(self.out, 'experiments', name), earlier, opt['val']['val_freq'])
+            if moved:
+                print(f'{name}: its states at {moved} were saved before a validation that never ran (the run was '
+                      'stopped between the two); set aside in training_states/unvalidated, so it resumes before '
+                      'them and validates again', flush=True)
             if latest_state(osp.join(self.out, 'experiments', name))[1] is not None:
                 print(f'{name}: resuming from its last training state', flush=True)
             run_tool(['tools/train.py', '-opt', options, '--auto_resume'], osp.join(run_dir, 'train.out'),
