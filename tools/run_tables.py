@@ -692,9 +692,12 @@ def finished_log(out, name):
 
 
 def saved_states(run_path):
-    """[(iteration, path)] of the training states in a run's experiments folder, newest first."""
-    stems = ((osp.splitext(osp.basename(p))[0], p) for p in glob.glob(osp.join(run_path, 'training_states', '*.state')))
-    return sorted(((int(stem), p) for stem, p in stems if stem.isdigit()), reverse=True)
+    """[(iteration, path)] of the training states in a run's experiments folder, newest first: the files
+    ``--auto_resume`` chooses among (``fcdfn_plugin.compat.saved_states``), so the two agree on the newest."""
+    from fcdfn_plugin.compat import saved_states as states_in
+
+    paths = states_in(osp.join(run_path, 'training_states'))
+    return [(int(osp.basename(path)[:-len('.state')]), path) for path in paths]
 
 
 def latest_state(run_path):
