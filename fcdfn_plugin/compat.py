@@ -128,6 +128,15 @@ def _read_state(state_path):
     return state
 
 
+def state_problem(state_path):
+    """Why ``--auto_resume`` would pass over ``state_path`` (truncated, or not a training state), or None."""
+    try:
+        _read_state(state_path)
+    except Exception as err:  # a truncated zip or pickle raises one of several types
+        return f'{type(err).__name__}: {err}'
+    return None
+
+
 def load_resume_state(opt):
     """Load the training state to resume from, or return None.
 

@@ -399,6 +399,17 @@ def test_least_runs_are_the_next_check_and_the_seeds_at_the_top_budget():
     assert tables.least_runs(records, 'no_flash', 3e-4, 2000, 48, seeds) == [(10, 4000), (11, 4000)]
 
 
+def write_state(path, iteration):
+    """A training state as BasicSR writes it, without the optimiser's tensors."""
+    import torch
+    torch.save({'epoch': 0, 'iter': iteration, 'optimizers': [], 'schedulers': []}, path)
+
+
+def state_iter(path):
+    import torch
+    return torch.load(path, weights_only=False)['iter']
+
+
 def training_log(iterations, validated=()):
     """A BasicSR training log: a training line at each of ``iterations``, a validation after those ``validated``."""
     lines = ['2026-12-04 21:00:00,000 INFO: start\n']
@@ -423,7 +434,7 @@ def test_park_and_restore_keep_the_newest_state_and_refuse_other_options(tmp_pat
         (run / f'{name}.yml').write_text(yaml.safe_dump(opt))
         (run / f'train_{name}_20261204_{label}.log').write_text(training_log(states, states))  # validation 2000
         for iteration in states:
-            (run / 'training_states' / f'{iteration}.state').write_text(f'state {iteration}')
+            write_state(run / 'training_states' / f'{iteration}.state', iteration)
             (run / 'models' / f'net_g_{iteration}.pth').write_text(f'weights {iteration}')
         return out
 
@@ -433,7 +444,7 @@ def test_park_and_restore_keep_the_newest_state_and_refuse_other_options(tmp_pat
     lines = tables.park(str(a), str(records), {})
     assert lines[0].startswith('frl_it16000') and 'at iteration 4000' in lines[0] and 'nothing to park' in lines[1]
     parked = records / 'unfinished' / name
-    assert (parked / '4000.state').read_text() == 'state 4000' and not (parked / '2000.state').exists()
+    assert state_iter(parked / '4000.state') == 4000 and not (parked / '2000.state').exists()
     assert tables.park(str(a), str(records), {name: {}}) == ['no_state_yet: no training state yet, nothing to park']
     # a machine behind the park does not replace it, and one ahead does
     assert 'kept the parked state at 4000' in tables.park(str(machine('b', [2000])), str(records), {})[0]
@@ -444,7 +455,7 @@ def test_park_and_restore_keep_the_newest_state_and_refuse_other_options(tmp_pat
     digest = tables.options_digest(opt)
     runner.restore(name, digest)
     run = tmp_path / 'd' / 'experiments' / name
-    assert (run / 'training_states' / '6000.state').read_text() == 'state 6000'
+    assert state_iter(run / 'training_states' / '6000.state') == 6000
     assert (run / 'models' / 'net_g_6000.pth').exists() and len(list(run.glob('train_*.log'))) == 1
     with pytest.raises(RuntimeError, match='parked with other options'):
         runner.restore(name, 'another digest')
@@ -473,7 +484,7 @@ def test_a_run_stopped_between_its_save_and_its_validation_resumes_before_that_s
     log = run / f'train_{name}_20261204_210000.log'
     log.write_text(training_log([2000, 3000, 4000], validated=[2000]))  # stopped after saving 4000
     for iteration in (2000, 3000, 4000):
-        (run / 'training_states' / f'{iteration}.state').write_text(f'state {iteration}')
+        write_state(run / 'training_states' / f'{iteration}.state', iteration)
         (run / 'models' / f'net_g_{iteration}.pth').write_text(f'weights {iteration}')
     logs = [str(log)]
     assert tables.resume_point(str(run), logs, 2000) == (3000, str(run / 'training_states' / '3000.state'))
@@ -483,9 +494,32 @@ def test_a_run_stopped_between_its_save_and_its_validation_resumes_before_that_s
     assert 'at iteration 3000' in lines[0]
     assert tables.set_aside_unvalidated(str(run), logs, 2000) == [4000]
     assert tables.latest_state(str(run))[0] == 3000 and not (run / 'models' / 'net_g_4000.pth').exists()
-    assert (run / 'training_states' / 'unvalidated' / '4000.state').read_text() == 'state 4000'
+    assert state_iter(run / 'training_states' / 'unvalidated' / '4000.state') == 4000
     assert (run / 'training_states' / 'unvalidated' / 'net_g_4000.pth').exists()
     assert tables.set_aside_unvalidated(str(run), logs, 2000) == []  # nothing more
+
+
+def test_a_state_cut_short_by_a_kill_is_neither_resumed_from_nor_parked(tmp_path):
+    """``--auto_resume`` passes over a state it cannot read (a run killed while saving it): a park of that state
+    would send the next machine back to iteration 0, so the run resumes, and parks, from the one before."""
+    from fcdfn_plugin.compat import state_problem
+    name = tables.run_name('frl', 10, 16000, 48, 3e-4)
+    run = tmp_path / 'out' / 'experiments' / name
+    for sub in ('training_states', 'models'):
+        (run / sub).mkdir(parents=True)
+    (run / f'{name}.yml').write_text(yaml.safe_dump(tables.run_options('frl', 10, 16000, 48, 3e-4)))
+    log = run / f'train_{name}_20261204_210000.log'
+    log.write_text(training_log([2000, 2500], validated=[2000]))
+    for iteration in (2000, 2500):
+        write_state(run / 'training_states' / f'{iteration}.state', iteration)
+        (run / 'models' / f'net_g_{iteration}.pth').write_text(f'weights {iteration}')
+    newest = run / 'training_states' / '2500.state'
+    assert state_problem(str(newest)) is None and tables.resume_point(str(run), [str(log)], 2000)[0] == 2500
+    newest.write_bytes(newest.read_bytes()[:100])  # killed while saving
+    assert state_problem(str(newest)) is not None
+    assert tables.resume_point(str(run), [str(log)], 2000) == (2000, str(run / 'training_states' / '2000.state'))
+    assert 'at iteration 2000' in tables.park(str(tmp_path / 'out'), str(tmp_path / 'records'), {})[0]
+    assert tables.set_aside_unvalidated(str(run), [str(log)], 2000) == [2500]
 
 
 def test_test_set_digest_follows_the_pixels_and_tells_same_named_folders_apart(tmp_path):

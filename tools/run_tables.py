@@ -708,15 +708,23 @@ def latest_state(run_path):
 def resume_point(run_path, logs, val_freq):
     """(iteration, path) of the training state a stopped run resumes from, or (0, None): the newest, unless it was
     saved at a validation iteration whose validation is not in ``logs`` (BasicSR saves, then validates: a run
-    stopped between the two). Resuming there would leave that point out of the validation curve for good, and the
+    stopped between the two), or cannot be read (a run killed while saving it; ``--auto_resume`` passes over it
+    too). Resuming at an unvalidated state would leave that point out of the validation curve for good, and the
     convergence criterion reads it; so then the newest state before it, and the stretch is trained again."""
+    from fcdfn_plugin.compat import state_problem
+
     validated = set(validation_curve(logs)['iter'])
-    return next(((it, p) for it, p in saved_states(run_path) if it % val_freq or it in validated), (0, None))
+    for iteration, path in saved_states(run_path):
+        if (iteration % val_freq == 0 and iteration not in validated) or state_problem(path) is not None:
+            continue
+        return iteration, path
+    return 0, None
 
 
 def set_aside_unvalidated(run_path, logs, val_freq):
-    """Move the states newer than :func:`resume_point` (and their weights) into ``training_states/unvalidated/``,
-    so that ``--auto_resume`` (the newest state) starts there; returns the iterations moved."""
+    """Move the states newer than :func:`resume_point` (unvalidated or unreadable, and their weights) into
+    ``training_states/unvalidated/``, so that ``--auto_resume`` (the newest state) starts there; returns the
+    iterations moved."""
     start, _ = resume_point(run_path, logs, val_freq)
     aside = osp.join(run_path, 'training_states', 'unvalidated')
     moved = [(it, path) for it, path in saved_states(run_path) if it > start]
@@ -1009,9 +1017,9 @@ class Runner:
             earlier = segment_logs(self.out, name)
             moved = set_aside_unvalidated(osp.join(self.out, 'experiments', name), earlier, opt['val']['val_freq'])
             if moved:
-                print(f'{name}: its states at {moved} were saved before a validation that never ran (the run was '
-                      'stopped between the two); set aside in training_states/unvalidated, so it resumes before '
-                      'them and validates again', flush=True)
+                print(f'{name}: its states at {moved} cannot be resumed from (saved before a validation that never '
+                      'ran, or unreadable: the run was stopped between the two, or while saving); set aside in '
+                      'training_states/unvalidated, so it resumes before them and validates again', flush=True)
             if latest_state(osp.join(self.out, 'experiments', name))[1] is not None:
                 print(f'{name}: resuming from its last training state', flush=True)
             run_tool(['tools/train.py', '-opt', options, '--auto_resume'], osp.join(run_dir, 'train.out'),
