@@ -534,10 +534,17 @@ def test_trains_and_tests_through_the_tools(method, toy_prepared, tmp_path):
     weights = tmp_path / 'experiments' / 't1' / 'models' / 'net_g_2.pth'
     state = torch.load(weights, map_location='cpu', weights_only=True)['params']
     assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
-
-    # test options: the training file without its training parts, loading the trained weights
     with open(options) as handle:
         test_opt = yaml.safe_load(handle)
+    if method not in ('dsn', 'deepfnf'):
+        # tools/test.py runs FCDFNModel's test path as in test_training_e2e (the training's own validation above
+        # ran it with this network); what is the network's own is that its saved weights load back strictly
+        network = dict(test_opt['network_g'])
+        ARCH_REGISTRY.get(network.pop('type'))(**network).load_state_dict(state, strict=True)
+        return
+
+    # test options (DSN: its own model class; deepFnF: noise-level inputs, and enhance.py below): the training
+    # file without its training parts, loading the trained weights
     del test_opt['train'], test_opt['datasets']['train']
     test_opt.update(name='t1_test')
     test_opt['path'] = {'pretrain_network_g': str(weights), 'strict_load_g': True}
