@@ -120,7 +120,8 @@ def _read_state(state_path):
         if isinstance(state, dict) and any(key in state for key in ('params', 'params_ema')):
             what = 'a network weights file (net_g_*.pth)'
         else:
-            what = f'not a training state (keys: {sorted(state)[:6] if isinstance(state, dict) else type(state).__name__})'
+            found = sorted(state)[:6] if isinstance(state, dict) else type(state).__name__
+            what = f'not a training state (keys: {found})'
         raise ValueError(
             f'path.resume_state: {state_path!r} is {what}, not a training state. Resume from '
             "experiments/<name>/training_states/<iter>.state (or use --auto_resume); to start a new run from these "

@@ -263,7 +263,8 @@ class DeepFnFArch(nn.Module):
         depth = PAPER_DEPTH[variant] if depth is None else depth
         self.variant = variant
         self.in_channels, self.num_basis = in_channels, num_basis
-        self.kernel_size, self.coarse_kernel_size, self.coarse_dilation = kernel_size, coarse_kernel_size, coarse_dilation
+        self.kernel_size = kernel_size
+        self.coarse_kernel_size, self.coarse_dilation = coarse_kernel_size, coarse_dilation
         self.padding_mode, self.filter_impl = padding_mode, filter_impl
         self.pad_multiple = 2**(depth - 1)
         self.needs_noise_level = variant == 'official'

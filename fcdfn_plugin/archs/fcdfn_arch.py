@@ -44,7 +44,8 @@ class FCDFNArch(nn.Module):
             to 'global'. See docs/DESIGN.md.
         filter_impl: implementation of every per-pixel filtering ('auto', 'banded', 'fused', 'native'; see
             :func:`~fcdfn_plugin.ops.basis_filter`): 'auto' is the C++ 'native' kernel on CPU where it
-            builds, else the banded op; 'fused' is the Triton kernel (CUDA; GPU speed unmeasured). The weights do not depend on it.
+            builds, else the banded op; 'fused' is the Triton kernel (CUDA; GPU speed unmeasured). The
+            weights do not depend on it.
 
     ``forward(lq, flash, context=None)``: (B,3,H,W) sRGB in [0,1] each, any H, W -> (B,3,H,W), not
     clamped. ``context`` replaces the image-level input of the basis decoders (the global average of
@@ -72,7 +73,8 @@ class FCDFNArch(nn.Module):
         if int(coarse_dilation) != coarse_dilation or coarse_dilation < 1:
             raise ValueError(f'coarse_dilation must be a positive integer, got {coarse_dilation!r}')
         self.in_channels, self.num_basis = in_channels, num_basis
-        self.kernel_sizes, self.coarse_kernel_size, self.coarse_dilation = kernel_sizes, coarse_kernel_size, coarse_dilation
+        self.kernel_sizes = kernel_sizes
+        self.coarse_kernel_size, self.coarse_dilation = coarse_kernel_size, coarse_dilation
         self.fusion, self.kernel_mode, self.use_flash, self.padding_mode = fusion, kernel_mode, use_flash, padding_mode
         self.gain_mode, self.filter_impl = gain_mode, filter_impl
         self.pad_multiple = 2**(depth - 1)
@@ -127,8 +129,8 @@ class FCDFNArch(nn.Module):
 
     def _encode(self, inputs, gain):
         """Both encoders on the brightened images, skips concatenated per level."""
-        return [torch.cat(pair, dim=1) for pair in zip(self.encoder_lowlight(inputs[0] * gain[0]),
-                                                        self.encoder_flash(inputs[1] * gain[1]))]
+        skips = zip(self.encoder_lowlight(inputs[0] * gain[0]), self.encoder_flash(inputs[1] * gain[1]))
+        return [torch.cat(pair, dim=1) for pair in skips]
 
     def encode_context(self, lq, flash, weight):
         """Weighted sums of the encoder features for a tile (see ``unet_blocks.context_sums``)."""

@@ -41,4 +41,3 @@ class LSD2Arch(nn.Module):
         height, width = lq.shape[-2:]
         x = pad_to_multiple(torch.cat([flash, lq], dim=1), self.pad_multiple)  # Keras order [long, short]
         return self.head(self.decoder(self.encoder(x)))[..., :height, :width]
-

@@ -101,8 +101,9 @@ class BasisDecoder(nn.Module):
 
     Its skip connections are global-average pooled (the basis is per sample, not per pixel) and
     broadcast over the small maps, so it sees the encoders only through :func:`global_context`
-    (which tiled inference can compute over a whole large image, tile by tile). Spatial sizes grow geometrically from 1 to the largest kernel;
-    each requested kernel size gets its own 3x3 head on the map area-resampled to that size.
+    (which tiled inference can compute over a whole large image, tile by tile). Spatial sizes grow
+    geometrically from 1 to the largest kernel; each requested kernel size gets its own 3x3 head on the
+    map area-resampled to that size.
     Returns a list of (B, num_basis, k, k), one per entry of ``kernel_sizes``.
     """
 

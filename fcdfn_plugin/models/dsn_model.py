@@ -53,7 +53,7 @@ class DSNModel(FCDFNModel):
 
     def compute_losses(self):
         self.output, degraded = self.forward_train(self.lq, self.flash, also_degrade=quantize(self.gt),
-                                           **self.network_kwargs())
+                                                   **self.network_kwargs())
         loss_dict = OrderedDict()
         loss_dict['l_enhance'] = self.cri_pix(self.output, self.gt)
         loss_dict['l_degrade'] = self.cri_degrade(degraded, self.lq)

@@ -238,6 +238,7 @@ def basis_filter_cpu_backward(grad_out: Tensor, padded: Tensor, coeffs: Tensor, 
     ksize = basis.shape[-1]
     taps = ksize * ksize
     basis_t = basis.reshape(batch, num_basis, taps).transpose(1, 2)  # (B,K2,N)
+
     def empty():  # a new one each time: outputs of a custom op must not alias each other
         return padded.new_empty(0)
     grad_padded = torch.zeros_like(padded) if need_image else empty()

@@ -7,8 +7,9 @@ no-flash photo. The two photos are lit differently and the no-flash one is dark 
 each is first normalised (its own 99th percentile to white, sRGB-encoded) and denoised in
 proportion to its noise before features are found. An alignment that fails its checks (too few
 or too scattered matches, a warp that moves a corner by more than ``MAX_SHIFT`` of the image size,
-folds the image, or does not make the two photos' edges agree better than before) is *not* applied: the flash photo is returned unchanged with the reason,
-which the callers log. Nothing is ever silently wrong: either a checked homography or none.
+folds the image, or does not make the two photos' edges agree better than before) is *not* applied:
+the flash photo is returned unchanged with the reason, which the callers log. Nothing is ever
+silently wrong: either a checked homography or none.
 """
 import cv2
 import numpy as np
@@ -116,7 +117,8 @@ def align_flash(lowlight, flash):
     if matrix is None:
         return flash, dict(info, aligned=False)
     if info['max_corner_shift'] < MIN_SHIFT:
-        return flash, dict(info, aligned=False, reason=f'already aligned (largest shift {info["max_corner_shift"]:.2f} px)')
+        reason = f'already aligned (largest shift {info["max_corner_shift"]:.2f} px)'
+        return flash, dict(info, aligned=False, reason=reason)
     height, width = flash_rgb.shape[:2]
     warped = cv2.warpPerspective(flash_rgb, matrix, (width, height), flags=cv2.INTER_LINEAR,
                                  borderMode=cv2.BORDER_REPLICATE)

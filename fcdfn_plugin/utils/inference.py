@@ -59,8 +59,9 @@ def options_beside_weights(weights_path):
             continue
         networks = {yaml.safe_dump(_network_of(path), sort_keys=True) for path in candidates}
         if len(networks) > 1:
+            names = ', '.join(map(osp.basename, candidates))
             raise InferenceSetupError(
-                f'{folder} holds several options files with different network_g sections ({", ".join(map(osp.basename, candidates))}); '
+                f'{folder} holds several options files with different network_g sections ({names}); '
                 'pass the one these weights were trained with as -opt.')
         return candidates[0]
     return None

@@ -107,7 +107,8 @@ def comparison_grid(rows, labels, gap=4):
         height = max(img.shape[0] for img in images)
         cells = []
         for img, label in zip(images, labels):
-            img = cv2.resize(img, (int(img.shape[1] * height / img.shape[0]), height)) if img.shape[0] != height else img
+            if img.shape[0] != height:
+                img = cv2.resize(img, (int(img.shape[1] * height / img.shape[0]), height))
             cells.append(label_image(img, label))
             cells.append(np.full((height + 22, gap, 3), 255, np.uint8))
         out_rows.append(np.concatenate(cells[:-1], axis=1))
