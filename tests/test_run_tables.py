@@ -329,7 +329,7 @@ def test_a_slow_method_saves_its_state_more_often_than_it_validates(tmp_path, mo
     class Started(Exception):
         pass
 
-    def run_tool(args, log_path, threads):
+    def run_tool(args, log_path, threads, poll=None):
         with open(args[2]) as handle:  # tools/train.py -opt <options> --auto_resume
             raise Started(yaml.safe_load(handle))
 
@@ -520,6 +520,38 @@ def test_a_state_cut_short_by_a_kill_is_neither_resumed_from_nor_parked(tmp_path
     assert tables.resume_point(str(run), [str(log)], 2000) == (2000, str(run / 'training_states' / '2000.state'))
     assert 'at iteration 2000' in tables.park(str(tmp_path / 'out'), str(tmp_path / 'records'), {})[0]
     assert tables.set_aside_unvalidated(str(run), [str(log)], 2000) == [2500]
+
+
+def test_a_training_run_prints_its_progress_from_its_logs(tmp_path, capsys):
+    """run_tool polls while the tool runs; Progress prints a run's iteration, speed and newest validation at
+    each new validation and every PROGRESS_MINUTES, from the run's BasicSR logs."""
+    polls = []
+    tables.run_tool(['-c', 'import time; time.sleep(1.0)'], str(tmp_path / 'out.log'), 1,
+                    poll=lambda: polls.append(1), poll_seconds=0.2)
+    assert len(polls) >= 2
+    with pytest.raises(RuntimeError, match='exit 3'):  # a failing poll warns, the tool's own failure raises
+        tables.run_tool(['-c', 'import time, sys; time.sleep(0.5); sys.exit(3)'], str(tmp_path / 'out.log'), 1,
+                        poll=lambda: 1 / 0, poll_seconds=0.2)
+    assert 'ZeroDivisionError' in capsys.readouterr().err
+
+    name = 'frl_it1000_c48_lr0.0003_s10'
+    run = tmp_path / 'experiments' / name
+    run.mkdir(parents=True)
+    progress = tables.Progress(str(tmp_path), name, 1000)
+    progress()  # no log yet
+    log = run / f'train_{name}_20261206_100000.log'
+    log.write_text(training_log([100]))
+    progress()  # no validation and not PROGRESS_MINUTES yet: nothing printed
+    assert capsys.readouterr().out == ''
+    log.write_text(training_log([100, 200, 300], validated=[200]))
+    progress()
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f'{name}: iteration 300 of 1,000 (') and 'h left), toy PSNR 20.00 at 200' in line
+    progress()
+    assert capsys.readouterr().out == ''
+    progress.every = 0  # PROGRESS_MINUTES have passed
+    progress()
+    assert 'iteration 300 of 1,000' in capsys.readouterr().out
 
 
 def test_test_set_digest_follows_the_pixels_and_tells_same_named_folders_apart(tmp_path):

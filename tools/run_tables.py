@@ -30,7 +30,8 @@ before its end (the end of a session) resumes from its last training state, save
 run or more often (:func:`checkpoint_interval`), when it is asked for again with the same ``--out``;
 ``--park`` copies that state into the records folder (``unfinished/<run>/``, committed), so that the run
 resumes on another machine. The tables and figures are written from the records alone: rows with missing
-seeds say so. ``--todo`` prints what the tables at converged budgets still lack (:func:`next_runs`): per row
+seeds say so. While a run trains, its iteration, speed and newest toy validation are printed at each
+validation and every :data:`PROGRESS_MINUTES` (:class:`Progress`). ``--todo`` prints what the tables at converged budgets still lack (:func:`next_runs`): per row
 the next runs, their estimated minutes (less where a run is parked) and the command that runs them.
 
     python tools/prepare_faid.py --faid-root ../shared/faid_mini --out datasets/faid_mini_c256 --all-test \\
@@ -115,6 +116,8 @@ CURVE_POINTS = 8
 #: A run saves its training state at least every this many minutes of its method's recorded speed
 #: (:func:`checkpoint_interval`), so that the end of a session (:func:`park`) loses little of a long run.
 SAVE_MINUTES = 15
+#: A training run's progress is printed at each new validation and at least every this many minutes.
+PROGRESS_MINUTES = 10
 
 
 def method_options(method):
@@ -829,16 +832,67 @@ def validation_curve(logs):
     return curve
 
 
-def run_tool(args, log_path, threads):
-    """``python <args>`` from the repository root, output to ``log_path``; raise with its tail on failure."""
+class Progress:
+    """Called while a run trains: prints its iteration, speed and newest toy validation from its BasicSR logs,
+    at each new validation and at least every :data:`PROGRESS_MINUTES` (a table run takes hours, and its
+    output goes to a log file)."""
+
+    def __init__(self, out, name, iters, every_minutes=PROGRESS_MINUTES):
+        self.out, self.name, self.iters, self.every = out, name, iters, every_minutes * 60
+        self.first = None  # (time, iteration) of the first look that found one: the speed is this segment's
+        self.validations = len(validation_curve(segment_logs(out, name))['iter'])
+        self.printed = (time.time(), self.validations)
+
+    def line(self):
+        """The progress line now, or None before the run has logged an iteration."""
+        from fcdfn_plugin.utils.report import parse_train_log
+        logs = segment_logs(self.out, self.name)
+        curve = validation_curve(logs)
+        self.validations = len(curve['iter'])
+        iteration = max((it for series in parse_train_log(logs[-1])['train'].values() for it, _ in series),
+                        default=None) if logs else None
+        if iteration is None:
+            return None
+        now = time.time()
+        self.first = self.first or (now, iteration)
+        text = f'{self.name}: iteration {iteration:,} of {self.iters:,}'
+        seconds, done = now - self.first[0], iteration - self.first[1]
+        if done > 0:
+            left = (self.iters - iteration) * seconds / done
+            text += f' ({seconds / done:.2f} s each, about {left / 3600:.1f} h left)'
+        if curve['iter']:
+            text += f', toy PSNR {curve["psnr"][-1]:.2f} at {curve["iter"][-1]:,}'
+        return text
+
+    def __call__(self):
+        text = self.line()
+        if text is not None and (self.validations != self.printed[1] or time.time() - self.printed[0] >= self.every):
+            print(text, flush=True)
+            self.printed = (time.time(), self.validations)
+
+
+def run_tool(args, log_path, threads, poll=None, poll_seconds=30):
+    """``python <args>`` from the repository root, output to ``log_path``; raise with its tail on failure.
+    ``poll`` (no arguments) is called every ``poll_seconds`` while it runs."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     with open(log_path, 'a') as log:
-        done = subprocess.run([sys.executable] + [str(a) for a in args], cwd=REPO, env=env, stdout=log,
-                              stderr=subprocess.STDOUT)
-    if done.returncode:
+        process = subprocess.Popen([sys.executable] + [str(a) for a in args], cwd=REPO, env=env, stdout=log,
+                                   stderr=subprocess.STDOUT)
+        while True:
+            try:
+                process.wait(timeout=poll_seconds)
+                break
+            except subprocess.TimeoutExpired:
+                try:
+                    if poll is not None:
+                        poll()
+                except Exception as err:  # a courtesy: a log it cannot read must not stop the run
+                    print(f'warning: progress of {args[0]}: {type(err).__name__}: {err}', file=sys.stderr,
+                          flush=True)
+    if process.returncode:
         with open(log_path) as log:
             tail = ''.join(log.readlines()[-20:])
-        raise RuntimeError(f'{" ".join(map(str, args))} failed (exit {done.returncode}); end of {log_path}:\n{tail}')
+        raise RuntimeError(f'{" ".join(map(str, args))} failed (exit {process.returncode}); end of {log_path}:\n{tail}')
 
 
 def complexity_rows(methods, size=224):
@@ -1023,7 +1077,7 @@ class Runner:
             if latest_state(osp.join(self.out, 'experiments', name))[1] is not None:
                 print(f'{name}: resuming from its last training state', flush=True)
             run_tool(['tools/train.py', '-opt', options, '--auto_resume'], osp.join(run_dir, 'train.out'),
-                     self.threads)
+                     self.threads, poll=Progress(self.out, name, iters))
             log = finished_log(self.out, name)
             # the segments this call did not train: logs left by earlier, stopped calls (a fresh start
             # instead moves the folder aside, so then there are none)
