@@ -54,6 +54,7 @@ from basicsr import train as _bs_train  # noqa: E402
 from basicsr.models import base_model as _bs_base_model  # noqa: E402
 from basicsr.models import sr_model as _bs_sr_model  # noqa: E402
 from basicsr.utils import dist_util as _bs_dist_util  # noqa: E402
+from basicsr.utils import logger as _bs_logger  # noqa: E402
 from basicsr.utils import options as _bs_options  # noqa: E402
 from basicsr.utils.misc import check_resume  # noqa: E402
 
@@ -240,6 +241,13 @@ def model_to_device(self, net):
     return _upstream_model_to_device(self, net)
 
 
+def get_env_info():
+    """BasicSR's banner and versions, then the machine (CPU, torch threads, GPUs): every training and test
+    log says what it ran on (upstream logs the software versions only)."""
+    from fcdfn_plugin.utils.machine import machine_info
+    return _bs_logger.get_env_info() + machine_info()
+
+
 def apply():
     """Install the patches (idempotent). Called on ``import fcdfn_plugin``."""
     _bs_dist_util.init_dist = init_dist
@@ -251,6 +259,8 @@ def apply():
     _bs_train.EnlargedSampler = EpochIndexSampler  # the name train_pipeline builds its sampler with
     _bs_train.create_train_val_dataloader = create_train_val_dataloader
     _bs_base_model.BaseModel.model_to_device = model_to_device
+    _bs_train.get_env_info = get_env_info  # both pipelines log it through their module globals
+    _bs_test.get_env_info = get_env_info
 
 
 apply()

@@ -236,6 +236,8 @@ def test_a_stopped_run_resumes_from_its_parked_state_elsewhere(toy_prepared, tmp
     import re
     import shutil
     import time
+
+    from fcdfn_plugin.utils.machine import cpu_note
     name = tables.run_name('djf', 10, 16, 16, 1e-3)
 
     def train(label):
@@ -250,7 +252,7 @@ def test_a_stopped_run_resumes_from_its_parked_state_elsewhere(toy_prepared, tmp
     records = tmp_path / 'records'
 
     whole = train('whole')
-    assert whole['curve']['iter'] == list(range(2, 17, 2)) and whole['cpu'] == tables.cpu_note()
+    assert whole['curve']['iter'] == list(range(2, 17, 2)) and whole['cpu'] == cpu_note()  # from its log
     # the same run stopped after its state at iteration 8: later states, weights and log lines gone
     stopped = tmp_path / 'stopped' / 'experiments' / name
     shutil.copytree(tmp_path / 'whole' / 'experiments' / name, stopped)
@@ -419,6 +421,18 @@ def training_log(iterations, validated=()):
         if iteration in validated:
             lines.append('2026-12-04 21:00:02,000 INFO: Validation ToyFAID_test\n\t # psnr: 20.0000\tBest: 20.0000\n')
     return ''.join(lines)
+
+
+def test_a_record_names_the_cpu_of_each_segment_from_its_logs(tmp_path):
+    banner = ('2026-12-06 10:00:00,000 INFO: \nVersion Information: \n\tBasicSR: 1.4.2\n'
+              '\tCPU: {} (2 logical cores, 1 torch threads)\n')
+    logs = []
+    for label, cpu in (('a', None), ('b', 'Intel(R) Xeon(R) CPU @ 2.90GHz, avx512f'), ('c', 'AMD EPYC, avx2'),
+                       ('d', 'AMD EPYC, avx2')):
+        logs.append(tmp_path / f'train_x_{label}.log')
+        logs[-1].write_text((banner.format(cpu) if cpu else '') + training_log([100]))
+    assert tables.segment_cpus(logs) == 'unknown + Intel(R) Xeon(R) CPU @ 2.90GHz, avx512f + AMD EPYC, avx2'
+    assert tables.segment_cpus(logs[2:]) == 'AMD EPYC, avx2' and tables.segment_cpus([]) == ''
 
 
 def test_park_and_restore_keep_the_newest_state_and_refuse_other_options(tmp_path, capsys):

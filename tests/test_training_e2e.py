@@ -33,6 +33,8 @@ def test_train_writes_checkpoints_and_logs_each_loss_term(trained):
         assert (exp / name).is_file(), name
     for term in ('l_rec', 'l_grad', 'l_ssim', 'l_total'):
         assert f'{term}: ' in log
+    from fcdfn_plugin.utils.machine import cpu_note, logged_cpu
+    assert logged_cpu(glob.glob(str(exp / 'train_tiny_*.log'))[0]) == cpu_note()  # the log says what it ran on
     state = torch.load(exp / 'models' / 'net_g_3.pth', map_location='cpu', weights_only=True)
     assert all(torch.isfinite(v).all() for v in state['params'].values())
 
@@ -54,7 +56,7 @@ def test_test_pipeline_writes_enhanced_images(trained, toy_prepared):
     gt = cv2.imread(sorted(glob.glob(str(toy_prepared / 'test' / 'gt' / '*.png')))[0], cv2.IMREAD_UNCHANGED)
     assert cv2.imread(images[0]).shape == gt.shape
     log = open(glob.glob(str(root / 'results' / 'tiny_test' / 'test_tiny_test_*.log'))[0]).read()
-    assert '# psnr: ' in log and '# lpips: ' in log
+    assert '# psnr: ' in log and '# lpips: ' in log and '\tCPU: ' in log
 
 
 def test_enhance_cli_and_its_errors(trained, toy_prepared, tmp_path):

@@ -59,7 +59,6 @@ import glob
 import hashlib
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -620,21 +619,10 @@ def fingerprint_difference(expected, found):
     return None
 
 
-def cpu_note():
-    """This machine's CPU: its model and widest SIMD (what OpenCV and oneDNN dispatch on), e.g. 'AMD EPYC, avx2'."""
-    from fcdfn_plugin.ops.basis_filter_native import cpu_flags
-
-    model = platform.processor() or platform.machine()
-    if osp.isfile('/proc/cpuinfo'):
-        with open('/proc/cpuinfo') as handle:
-            model = next((line.partition(':')[2].strip() for line in handle if line.startswith('model name')), model)
-    flags = set(cpu_flags().partition(':')[2].split())
-    simd = next((f for f in ('avx512f', 'avx2', 'avx', 'neon', 'asimd') if f in flags), 'unknown SIMD')
-    return f'{model}, {simd}'
-
-
 def machine_note():
-    """Which machine prepared a folder: :func:`cpu_note` and the date."""
+    """Which machine prepared a folder: its CPU (``fcdfn_plugin.utils.machine.cpu_note``) and the date."""
+    from fcdfn_plugin.utils.machine import cpu_note
+
     return f'{cpu_note()}, {datetime.date.today().isoformat()}'
 
 
@@ -693,6 +681,19 @@ def finished_log(out, name):
     if logs and 'End of training' in open(logs[-1]).read():
         return logs[-1]
     return None
+
+
+def segment_cpus(logs):
+    """The CPUs a run's logs were trained on, each once, in order (' + ' between): a parked run moves between
+    machines. A log from before the logs named it counts as 'unknown'."""
+    from fcdfn_plugin.utils.machine import logged_cpu
+
+    cpus = []
+    for log in logs:
+        cpu = logged_cpu(log) or 'unknown'
+        if cpu not in cpus:
+            cpus.append(cpu)
+    return ' + '.join(cpus)
 
 
 def saved_states(run_path):
@@ -1089,7 +1090,8 @@ class Runner:
                   'digest': digest, 'toy': {metric: curve[metric][-1] for metric in METRICS}, 'curve': curve,
                   'last_quarter_gain_db': curve_gain(curve, iters), 'threads': self.threads,
                   'train_minutes': round((time.time() - run_started) / 60, 2),
-                  'finished': datetime.date.today().isoformat(), 'cpu': cpu_note(), 'real': {}}
+                  'finished': datetime.date.today().isoformat(), 'cpu': segment_cpus(segment_logs(self.out, name)),
+                  'real': {}}
         if record['last_quarter_gain_db'] is not None:
             record['converged'] = record['last_quarter_gain_db'] < CONVERGED_DB
         return record
