@@ -964,11 +964,13 @@ def plot_curves(records_by_method, labels, out_path, budget='the same budget'):
 def plot_budget_check(curves, labels, out_path):
     """Toy validation PSNR over the run at each budget of the ladder, per method (the budget check).
 
-    ``curves`` maps method -> [(seed, iters, curve)]; one panel per method, one line per run."""
+    ``curves`` maps method -> [(seed, iters, curve)]; one panel per method, one line per run, its end (the
+    score the check compares) marked. The iteration axis is logarithmic: each doubling of the budget is one
+    step, and a ladder from 2000 to 128000 stays readable."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
     columns = min(3, len(curves))
     rows = -(-len(curves) // columns)
@@ -979,9 +981,15 @@ def plot_budget_check(curves, labels, out_path):
     for ax, (method, runs) in zip(axes.flat, curves.items()):
         budgets = sorted({iters for _, iters, _ in runs})
         for seed, iters, curve in runs:
-            ax.plot(curve['iter'], curve['psnr'], marker='o', markersize=3,
-                    linestyle=styles[budgets.index(iters) % len(styles)], label=f'{iters} it, seed {seed}')
+            line, = ax.plot(curve['iter'], curve['psnr'], marker='o', markersize=3,
+                            linestyle=styles[budgets.index(iters) % len(styles)], label=f'{iters} it, seed {seed}')
+            ax.plot(curve['iter'][-1:], curve['psnr'][-1:], marker='D', markersize=6, color=line.get_color())
         ax.set_title(labels[method], fontsize=9)
+        ax.set_xscale('log', base=2)
+        first, last = (f(f(curve['iter']) for _, _, curve in runs) for f in (min, max))
+        ticks = [125 * 2**k for k in range(16) if first / 2 <= 125 * 2**k <= last * 1.5]
+        ax.xaxis.set_major_locator(FixedLocator(ticks[::-2][::-1] if len(ticks) > 7 else ticks))  # not crowded
+        ax.xaxis.set_minor_locator(NullLocator())
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f'{x / 1000:g}k'))  # 16000 would crowd the axis
         ax.set_xlabel('iteration')
         ax.legend(fontsize=6)
