@@ -568,6 +568,24 @@ def test_a_training_run_prints_its_progress_from_its_logs(tmp_path, capsys):
     assert 'iteration 300 of 1,000' in capsys.readouterr().out
 
 
+def test_budget_check_figure_puts_each_doubling_one_step_apart(tmp_path):
+    """The budget-check figure (one panel per method, each run's end marked) on a log2 iteration axis, ticked at
+    the budgets' powers of two, every other one on a long ladder."""
+    import cv2
+
+    def curve(iters, top):
+        return {'iter': [iters * (k + 1) // 8 for k in range(8)], 'psnr': [top - 2 + 2 * k / 7 for k in range(8)]}
+
+    runs = {'fcdfn': [(10, iters, curve(iters, 20 + i / 5)) for i, iters in enumerate([2000 * 2**k for k in range(7)])],
+            'djf': [(10, 2000, curve(2000, 20.0)), (10, 4000, curve(4000, 20.1))]}
+    path = tmp_path / 'budget_check.png'
+    tables.plot_budget_check(runs, tables.LABELS, str(path))
+    image = cv2.imread(str(path))
+    assert image is not None and image.shape[1] > image.shape[0] > 200
+    assert tables.budget_ticks(250, 16000) == [250, 500, 1000, 2000, 4000, 8000, 16000]
+    assert tables.budget_ticks(250, 128000) == [500, 2000, 8000, 32000, 128000]  # ten: every other one
+
+
 def test_test_set_digest_follows_the_pixels_and_tells_same_named_folders_apart(tmp_path):
     import cv2
     import numpy as np

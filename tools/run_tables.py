@@ -961,6 +961,13 @@ def plot_curves(records_by_method, labels, out_path, budget='the same budget'):
     plt.close(fig)
 
 
+def budget_ticks(first, last, most=7):
+    """Ticks of a log2 iteration axis from ``first`` to ``last``: 125 times the powers of two in that range, and
+    where there are more than ``most``, every other one down from the largest (not crowded)."""
+    ticks = [125 * 2**k for k in range(24) if first <= 125 * 2**k <= last]
+    return ticks[::-2][::-1] if len(ticks) > most else ticks
+
+
 def plot_budget_check(curves, labels, out_path):
     """Toy validation PSNR over the run at each budget of the ladder, per method (the budget check).
 
@@ -987,8 +994,7 @@ def plot_budget_check(curves, labels, out_path):
         ax.set_title(labels[method], fontsize=9)
         ax.set_xscale('log', base=2)
         first, last = (f(f(curve['iter']) for _, _, curve in runs) for f in (min, max))
-        ticks = [125 * 2**k for k in range(16) if first / 2 <= 125 * 2**k <= last * 1.5]
-        ax.xaxis.set_major_locator(FixedLocator(ticks[::-2][::-1] if len(ticks) > 7 else ticks))  # not crowded
+        ax.xaxis.set_major_locator(FixedLocator(budget_ticks(first, last)))
         ax.xaxis.set_minor_locator(NullLocator())
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f'{x / 1000:g}k'))  # 16000 would crowd the axis
         ax.set_xlabel('iteration')
