@@ -582,6 +582,9 @@ def test_budget_check_figure_puts_each_doubling_one_step_apart(tmp_path):
     tables.plot_budget_check(runs, tables.LABELS, str(path))
     image = cv2.imread(str(path))
     assert image is not None and image.shape[1] > image.shape[0] > 200
+    records = {method: [{'iters': runs[method][-1][1], 'curve': runs[method][-1][2]}] for method in runs}
+    tables.plot_curves(records, tables.LABELS, str(tmp_path / 'curves.png'), 'converged budgets')  # log2: mixed
+    assert cv2.imread(str(tmp_path / 'curves.png')) is not None
     assert tables.budget_ticks(250, 16000) == [250, 500, 1000, 2000, 4000, 8000, 16000]
     assert tables.budget_ticks(250, 128000) == [500, 2000, 8000, 32000, 128000]  # ten: every other one
 

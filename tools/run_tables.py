@@ -932,7 +932,8 @@ def references(test_dir, out_dir, threads):
 
 def plot_curves(records_by_method, labels, out_path, budget='the same budget'):
     """Toy validation PSNR over the run for every method (mean over its seeds), Table 1 and Table 2; ``budget``
-    names the runs' budget in the titles. Where every run has one length, a line marks its last quarter."""
+    names the runs' budget in the titles. Where every run has one length, a line marks its last quarter; where
+    the lengths differ (converged budgets, 2000 to 128000), the iteration axis is logarithmic."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -942,7 +943,7 @@ def plot_curves(records_by_method, labels, out_path, budget='the same budget'):
     panels = [(title, methods) for title, methods in panels if methods]
     fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.2), squeeze=False)
     for ax, (title, methods) in zip(axes[0], panels):
-        lengths = set()
+        lengths, first = set(), float('inf')
         for method in methods:
             runs = records_by_method[method]
             its = runs[0]['curve']['iter']
@@ -950,8 +951,11 @@ def plot_curves(records_by_method, labels, out_path, budget='the same budget'):
             ax.plot(its, psnr, marker='o', markersize=3,
                     label=f'{labels[method]} ({runs[0]["iters"]} it, {len(runs)} seed(s))')
             lengths.add(runs[0]['iters'])
+            first = min(first, its[0])
         if len(lengths) == 1:
             ax.axvline(0.75 * lengths.pop(), color='grey', linewidth=0.8, linestyle='--')
+        else:
+            log2_iteration_axis(ax, first, max(lengths))
         ax.set_xlabel('iteration')
         ax.set_ylabel('toy test PSNR (dB)')
         ax.set_title(f'{title}: validation over the run, {budget}', fontsize=10)
@@ -968,6 +972,17 @@ def budget_ticks(first, last, most=7):
     return ticks[::-2][::-1] if len(ticks) > most else ticks
 
 
+def log2_iteration_axis(ax, first, last):
+    """A log2 iteration axis from ``first`` to ``last`` (each doubling of a budget one step), ticked in thousands
+    at :func:`budget_ticks`."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    ax.set_xscale('log', base=2)
+    ax.xaxis.set_major_locator(FixedLocator(budget_ticks(first, last)))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f'{x / 1000:g}k'))  # 16000 would crowd the axis
+
+
 def plot_budget_check(curves, labels, out_path):
     """Toy validation PSNR over the run at each budget of the ladder, per method (the budget check).
 
@@ -977,8 +992,6 @@ def plot_budget_check(curves, labels, out_path):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
-
     columns = min(3, len(curves))
     rows = -(-len(curves) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 3.2 * rows), squeeze=False, sharey=True)
@@ -992,11 +1005,7 @@ def plot_budget_check(curves, labels, out_path):
                             linestyle=styles[budgets.index(iters) % len(styles)], label=f'{iters} it, seed {seed}')
             ax.plot(curve['iter'][-1:], curve['psnr'][-1:], marker='D', markersize=6, color=line.get_color())
         ax.set_title(labels[method], fontsize=9)
-        ax.set_xscale('log', base=2)
-        first, last = (f(f(curve['iter']) for _, _, curve in runs) for f in (min, max))
-        ax.xaxis.set_major_locator(FixedLocator(budget_ticks(first, last)))
-        ax.xaxis.set_minor_locator(NullLocator())
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f'{x / 1000:g}k'))  # 16000 would crowd the axis
+        log2_iteration_axis(ax, *(f(f(curve['iter']) for _, _, curve in runs) for f in (min, max)))
         ax.set_xlabel('iteration')
         ax.legend(fontsize=6)
     for ax in axes[:, 0]:
