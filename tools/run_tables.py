@@ -445,10 +445,11 @@ RESULTS_BEGIN = '<!-- run_tables report: begin (written by tools/run_tables.py -
 RESULTS_END = '<!-- run_tables report: end -->'
 #: The report's figures, as copied next to the results file (figures/<name>).
 RESULTS_FIGURES = {'validation_curves_converged.png': 'toy validation PSNR over the run at converged budgets, every '
-                                                      'method (mean over seeds)',
+                                                      'method (mean over seeds; log2 iteration axis)',
                    'validation_curves.png': 'toy validation PSNR over the run at the equal budget, every method '
                                             '(mean over seeds)',
-                   'budget_check.png': 'the budget check: toy validation PSNR at each budget of the ladder',
+                   'budget_check.png': 'the budget check: toy validation PSNR over each run of the ladder (log2 '
+                                       'iteration axis; each run\'s end, the score compared, marked)',
                    'comparison_table1.png': 'every Table 1 system on four toy test scenes (first seed)'}
 
 
