@@ -53,6 +53,8 @@ def test_patches_installed():
     from basicsr.models import sr_model
     assert train.parse_options is compat.parse_options and test.parse_options is compat.parse_options
     assert sr_model.tqdm is compat.terminal_only_tqdm
+    assert train.get_env_info is compat.get_env_info and test.get_env_info is compat.get_env_info
+    assert compat.get_env_info().endswith(')') and '\tCPU: ' in compat.get_env_info()  # after the versions
 
 
 def test_launcher_local_rank_spelling_is_accepted():
