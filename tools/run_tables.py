@@ -154,8 +154,9 @@ def run_options(method, seed, iters, crop, lr):
 
 def checkpoint_interval(every, per_iteration):
     """Iterations between a run's saved training states: ``every`` (its validation interval), halved until one
-    interval takes at most :data:`SAVE_MINUTES` at ``per_iteration`` minutes an iteration (None, not known yet:
-    ``every``). FCDFN's 256000 saves every 4000 iterations instead of every 32000, which took 100 minutes."""
+    interval takes at most :data:`SAVE_MINUTES` at ``per_iteration`` minutes an iteration (the slowest recorded;
+    None, not known yet: ``every``). FCDFN's 256000 saves every 4000 iterations instead of every 32000, which
+    took 100 minutes."""
     while per_iteration and every > 1 and every * per_iteration > SAVE_MINUTES:
         every //= 2
     return every
@@ -310,16 +311,18 @@ def converged_budget(records, method, rate, iters, crop, seeds):
     return ladder[-1], False, f'{ladder[-2]} -> {ladder[-1]}: still {gain:+.2f} dB'
 
 
-def minutes_per_iteration(records, method, crop):
+def minutes_per_iteration(records, method, crop, pick=min):
     """Training minutes per iteration of ``method`` at ``crop`` (FCDFN's for a Table 2 variant: the same network
-    less a part, with runs at larger budgets): the median over its one-thread runs at the largest budget
-    recorded (the per-run costs, validation and start, weigh least there); None without any run."""
+    less a part, with runs at larger budgets), over its one-thread runs at the largest budget recorded (the
+    per-run costs, validation and start, weigh least there): ``pick`` of them, the fastest for the todo's "at
+    least" (a run on a slower or busier machine does not raise it), the slowest where a slow machine must not
+    be underestimated (:func:`checkpoint_interval`); None without any run."""
     name = method if method in TABLE1 else 'fcdfn'
     runs = [r for r in records.values() if r.get('method') == name and r['crop'] == crop and r.get('threads', 1) == 1]
     if not runs:
         return None
     top = max(r['iters'] for r in runs)
-    return float(np.median([r['train_minutes'] / r['iters'] for r in runs if r['iters'] == top]))
+    return float(pick(r['train_minutes'] / r['iters'] for r in runs if r['iters'] == top))
 
 
 def next_runs(records, method, rate, iters, crop, seeds):
@@ -1078,7 +1081,7 @@ class Runner:
         if purpose == 'sweep':
             opt['val']['val_freq'] = 10 * iters  # the final validation only
         with self.lock:  # other threads add records
-            per_iteration = minutes_per_iteration(self.records, method, self.crop)
+            per_iteration = minutes_per_iteration(self.records, method, self.crop, pick=max)
         opt['logger']['save_checkpoint_freq'] = checkpoint_interval(opt['logger']['save_checkpoint_freq'],
                                                                     per_iteration)
         run_dir = osp.join(self.out, 'runs', name)
