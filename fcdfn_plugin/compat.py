@@ -130,13 +130,18 @@ def _read_state(state_path):
     return state
 
 
-def state_problem(state_path):
-    """Why ``--auto_resume`` would pass over ``state_path`` (truncated, or not a training state), or None."""
+def _try_read_state(state_path):
+    """(state, None), or (None, why) for a state ``--auto_resume`` passes over: truncated (a run killed while
+    saving it), or complete but not a training state."""
     try:
-        _read_state(state_path)
+        return _read_state(state_path), None
     except Exception as err:  # a truncated zip or pickle raises one of several types
-        return f'{type(err).__name__}: {err}'
-    return None
+        return None, f'{type(err).__name__}: {err}'
+
+
+def state_problem(state_path):
+    """Why ``--auto_resume`` would pass over ``state_path``, or None (the rule :func:`load_resume_state` uses)."""
+    return _try_read_state(state_path)[1]
 
 
 def load_resume_state(opt):
@@ -153,11 +158,9 @@ def load_resume_state(opt):
     resume_state = None
     if opt['auto_resume']:
         for state_path in saved_states(opt['path']['training_states']):
-            try:
-                resume_state = _read_state(state_path)
-            except Exception as err:  # a truncated zip or pickle raises one of several types
-                # (a complete file that is not a training state is skipped too, with its reason)
-                print(f'Skipping unreadable training state {state_path}: {err}', flush=True)
+            resume_state, problem = _try_read_state(state_path)
+            if problem is not None:
+                print(f'Skipping unreadable training state {state_path}: {problem}', flush=True)
                 continue
             opt['path']['resume_state'] = state_path
             break

@@ -996,6 +996,7 @@ def plot_budget_check(curves, labels, out_path):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+
     columns = min(3, len(curves))
     rows = -(-len(curves) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 3.2 * rows), squeeze=False, sharey=True)
@@ -1009,7 +1010,8 @@ def plot_budget_check(curves, labels, out_path):
                             linestyle=styles[budgets.index(iters) % len(styles)], label=f'{iters} it, seed {seed}')
             ax.plot(curve['iter'][-1:], curve['psnr'][-1:], marker='D', markersize=6, color=line.get_color())
         ax.set_title(labels[method], fontsize=9)
-        log2_iteration_axis(ax, *(f(f(curve['iter']) for _, _, curve in runs) for f in (min, max)))
+        iterations = [it for _, _, curve in runs for it in curve['iter']]
+        log2_iteration_axis(ax, min(iterations), max(iterations))
         ax.set_xlabel('iteration')
         ax.legend(fontsize=6)
     for ax in axes[:, 0]:
