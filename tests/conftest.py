@@ -5,6 +5,9 @@ import sys
 import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The tools' own packages (tools/table_runs) import as they do when a tool runs; appended, so that no tool
+# script (tools/test.py) hides a module of the standard library.
+sys.path.append(os.path.join(REPO_ROOT, 'tools'))
 
 # Tests run on CPU only and must not try the network.
 os.environ.setdefault('CUDA_VISIBLE_DEVICES', '')

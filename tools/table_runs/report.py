@@ -1,0 +1,395 @@
+"""The report, written from the records alone: Table 1 and Table 2 (at converged budgets and at the standard
+one) on every score set, the paper's orderings judged against the seed spread, the budget check, the todo, the
+rate sweep, training time and learning rates; ``tables.md``, ``tables.json``, the figures, and the report spliced
+into ``docs/RESULTS.md``."""
+import glob
+import json
+import os
+import shutil
+import time
+from os import path as osp
+
+import numpy as np
+
+from .figures import plot_budget_check, plot_curves
+from .ladder import (CONVERGED_DB, budget_doubling, budget_ladder, budget_pair, converged_budget, curve_gain,
+                     mean_gain, record_scores, sweep_rows)
+from .recipes import LABELS, METRICS, TABLE1, TABLE2, method_options, official_rate, run_name
+from .runner import run_tool
+from .store import write_json
+from .todo import todo_rows, todo_text
+
+#: Between these lines of a markdown file, ``--results`` writes the report (headings one level down).
+RESULTS_BEGIN = '<!-- run_tables report: begin (written by tools/run_tables.py --results; edit outside) -->'
+RESULTS_END = '<!-- run_tables report: end -->'
+#: The report's figures, as copied next to the results file (figures/<name>).
+RESULTS_FIGURES = {'validation_curves_converged.png': 'toy validation PSNR over the run at converged budgets, every '
+                                                      'method (mean over seeds; log2 iteration axis)',
+                   'validation_curves.png': 'toy validation PSNR over the run at the equal budget, every method '
+                                            '(mean over seeds)',
+                   'budget_check.png': 'the budget check: toy validation PSNR over each run of the ladder (log2 '
+                                       'iteration axis; each run\'s end, the score compared, marked)',
+                   'comparison_table1.png': 'every Table 1 system on four toy test scenes (first seed)'}
+
+
+def splice_results(path, report, figures):
+    """Replace the text between :data:`RESULTS_BEGIN` and :data:`RESULTS_END` of ``path`` by ``report`` (its
+    headings one level down) and links to ``figures`` (names under ``figures/`` beside ``path``)."""
+    with open(path) as handle:
+        text = handle.read()
+    if text.count(RESULTS_BEGIN) != 1 or text.count(RESULTS_END) != 1 or text.index(RESULTS_BEGIN) > text.index(
+            RESULTS_END):
+        raise ValueError(f'{path} must hold the lines {RESULTS_BEGIN!r} and {RESULTS_END!r} once each, in this '
+                         'order: the report is written between them')
+    body = report.replace('\n### ', '\n#### ').strip('\n')
+    links = ''.join(f'\n\n![{RESULTS_FIGURES[name]}](figures/{name})' for name in figures)
+    before, rest = text.split(RESULTS_BEGIN)
+    after = rest.split(RESULTS_END)[1]
+    with open(path, 'w') as handle:
+        handle.write(f'{before}{RESULTS_BEGIN}\n\n{body}{links}\n\n{RESULTS_END}{after}')
+
+
+#: Metrics where lower is better.
+LOWER_IS_BETTER = ('lpips',)
+#: The verdicts that judge an ordering (:func:`ordering_verdict`); 'too few seeds' and 'not converged'
+#: (:func:`paper_orderings`) leave it unjudged.
+JUDGED = ('holds', 'reversed', 'within spread')
+
+
+def ordering_verdict(better, worse, metric):
+    """Whether ``better`` beats ``worse`` on ``metric`` beyond the seed spread, as the paper says it does.
+
+    ``better`` and ``worse`` are (mean, std, number of seeds). The difference of the means must exceed the
+    sum of the two standard deviations: 'holds' (same direction as the paper), 'reversed' (the other way),
+    'within spread', or 'too few seeds' (under 2 seeds on either side: no spread to compare with).
+    Returns (verdict, difference in the paper's direction)."""
+    (mean_b, std_b, n_b), (mean_w, std_w, n_w) = better, worse
+    diff = (mean_w - mean_b) if metric in LOWER_IS_BETTER else (mean_b - mean_w)
+    if min(n_b, n_w) < 2:
+        return 'too few seeds', diff
+    spread = std_b + std_w
+    if diff > spread:
+        return 'holds', diff
+    if diff < -spread:
+        return 'reversed', diff
+    return 'within spread', diff
+
+
+def paper_orderings(labels, stats, unsettled=()):
+    """Every pair of methods the paper orders by PSNR, with our verdict per metric (:func:`ordering_verdict`).
+
+    ``labels`` is TABLE1 or TABLE2 (their last item: the paper's PSNR, SSIM, LPIPS); ``stats`` maps method ->
+    {metric: (mean, std)} and the number of seeds under key 'n'. A pair with a method of ``unsettled`` (rows
+    whose budget has not converged: their scores are still rising) is not judged: 'not converged', whatever
+    the seeds say. Rows: (better, worse, {metric: (verdict, difference)})."""
+    present = [m for m in labels if m in stats]
+    rows = []
+    for i, a in enumerate(present):
+        for b in present[i + 1:]:
+            better, worse = (a, b) if labels[a][-1][0] > labels[b][-1][0] else (b, a)
+            verdicts = {metric: ordering_verdict((*stats[better][metric], stats[better]['n']),
+                                                 (*stats[worse][metric], stats[worse]['n']), metric)
+                        for metric in METRICS}
+            if better in unsettled or worse in unsettled:
+                verdicts = {metric: ('not converged', diff) for metric, (_, diff) in verdicts.items()}
+            rows.append((better, worse, verdicts))
+    return rows
+
+
+def training_minutes(records, crop):
+    """Per (purpose, iterations) of the records at ``crop``: (runs, total minutes, {method: (min, max)})."""
+    groups = {}
+    for record in records.values():
+        if record['crop'] == crop:
+            groups.setdefault((record['purpose'], record['iters']), []).append(record)
+    summary = {}
+    for key, runs in sorted(groups.items(), key=lambda kv: (kv[0][0] != 'sweep', kv[0][1])):
+        per_method = {}
+        for record in runs:
+            per_method.setdefault(record['method'], []).append(record['train_minutes'])
+        summary[key] = (len(runs), sum(r['train_minutes'] for r in runs),
+                        {m: (min(v), max(v)) for m, v in sorted(per_method.items(), key=lambda kv: -max(kv[1]))})
+    return summary
+
+
+def complexity_rows(methods, size=224):
+    """method -> (parameters, GFLOPs at size x size), from tools/flops.py (beside this package)."""
+    from flops import complexity
+
+    rows = {}
+    for method in methods:
+        params, flops = complexity(method_options(method)['network_g'], size, size)
+        rows[method] = (params, flops / 1e9)
+    return rows
+
+
+def mean_std(values):
+    return float(np.mean(values)), float(np.std(values))
+
+
+def format_cell(stats, metric, seeds):
+    """'mean +- std' of ``metric`` over ``seeds`` runs; the mean alone for one run (no spread to show)."""
+    mean, std = stats[metric]
+    digits = 2 if metric == 'psnr' else 3
+    return f'{mean:.{digits}f}' + (f' +- {std:.{digits}f}' if seeds > 1 else '')
+
+
+def references(test_dir, out_dir, threads):
+    """Scores of the low-light input and the oracle global gain on a test folder (tools/evaluate.py)."""
+    metrics_file = osp.join(out_dir, 'metrics.json')
+    if not osp.isfile(metrics_file):
+        os.makedirs(out_dir, exist_ok=True)
+        run_tool(['tools/evaluate.py', '--test-dir', test_dir, '--out', out_dir, '--figure-scenes', '0',
+                  '--overwrite'], osp.join(out_dir, 'evaluate.log'), threads)
+    with open(metrics_file) as handle:
+        return {label: entry['mean'] for label, entry in json.load(handle)['results'].items()}
+
+
+def write_report(args, records, chosen, prepared, out, real_name, started):
+    """The tables, budget check, sweep, training time and learning rates from the records alone: ``tables.md``,
+    ``tables.json``, the figures under ``out``, and with ``--results`` the report spliced into that file."""
+    import cv2
+
+    from fcdfn_plugin.utils.report import comparison_grid, markdown_table, read_image_bgr8
+
+    sweep_iters = args.sweep_iters
+
+    def runs_at(method, iters):
+        """The recorded runs of ``method`` at ``iters`` iterations and its chosen rate, over the seeds."""
+        names = (run_name(method, seed, iters, args.crop, chosen[method][0]) for seed in args.seeds)
+        return [records[name] for name in names if name in records]
+
+    table_runs = {m: runs_at(m, args.iters) for m in args.methods if chosen[m][0] is not None}
+    table_runs = {m: runs for m, runs in table_runs.items() if runs}
+
+    def row_budget(method):
+        """A method's budget in the tables at converged budgets: its own (converged_budget) in Table 1; FCDFN's
+        for Table 2's variants, so that the ablation compares one model at one budget."""
+        if method in TABLE1:
+            return converged_budget(records, method, chosen[method][0], args.iters, args.crop, args.seeds)
+        budget, converged, why = converged_budget(records, 'fcdfn', chosen[method][0], args.iters, args.crop,
+                                                  args.seeds)
+        return budget, converged, f"FCDFN's: {why}"
+
+    # Each method at its converged budget: the tables the comparison is read from.
+    at_budget = {m: row_budget(m) for m in args.methods if chosen[m][0] is not None}
+    converged_runs = {m: runs_at(m, budget) for m, (budget, _, _) in at_budget.items()}
+    converged_runs = {m: runs for m, runs in converged_runs.items() if runs}
+    sets = ['toy'] + ([real_name] if args.real_test else [])
+    size = complexity_rows(sorted(set(table_runs) | set(converged_runs)))
+    threads_ref = os.cpu_count() or 1
+    refs = {'toy': references(osp.join(prepared, 'test'), osp.join(out, 'references_toy'), threads_ref)}
+    if args.real_test:
+        refs[real_name] = references(args.real_test, osp.join(out, f'references_{real_name}'), threads_ref)
+    set_names = {'toy': 'toy test set (24 scenes, 128x128)', real_name: f'real pairs ({args.real_test})'}
+
+    def summarize(runs_by_method):
+        """method -> score set -> ({metric: (mean, std)}, seeds scored there)."""
+        summary = {}
+        for method, runs in runs_by_method.items():
+            summary[method] = {}
+            for s in sets:
+                scored = [x for x in (record_scores(r, s) for r in runs) if x]
+                if scored:
+                    summary[method][s] = ({m: mean_std([x[m] for x in scored]) for m in METRICS}, len(scored))
+        return summary
+
+    def tables_text(title, runs_by_method, budgets=None):
+        """Table 1 and Table 2 on every score set, then the paper's orderings judged on them: (text, orderings,
+        summary). With ``budgets`` (method -> converged_budget's answer) each row says its budget and verdict."""
+        summary = summarize(runs_by_method)
+        text, orderings = [], {}
+        # At converged budgets a row still climbing (or unchecked) has no final score to order.
+        unsettled = {m for m, (_, converged, _) in (budgets or {}).items() if not converged}
+        for table, labels in (('Table 1', TABLE1), ('Table 2', TABLE2)):
+            rows = [m for m in labels if m in args.methods]
+            if not rows:
+                continue
+            for s in sets:
+                header = (['method'] + (['iterations', 'budget check'] if budgets is not None else [])
+                          + ['PSNR', 'SSIM', 'LPIPS', 'seeds', 'converged', 'last 1/4 \\| 1/8 (dB)', 'rate',
+                             'params (M)', 'GFLOPs 224x224', 'paper PSNR / SSIM / LPIPS'])
+                lines = []
+                for m in rows:
+                    paper = ' / '.join(map(str, labels[m][-1]))
+                    rate = '' if chosen[m][0] is None else f'{chosen[m][0]:g}'
+                    budget = ([] if budgets is None else [str(budgets[m][0]), budgets[m][2]] if m in budgets
+                              else ['', 'no rate yet'])
+                    if m not in summary or s not in summary[m]:
+                        lines.append([labels[m][0]] + budget + ['pending', '', '', f'0/{len(args.seeds)}', '', '',
+                                                                rate, '', '', paper])
+                        continue
+                    stats, count = summary[m][s]
+                    runs = runs_by_method[m]
+                    converged = sum(bool(r.get('converged')) for r in runs)
+                    gains = [np.mean([curve_gain(r['curve'], r['iters'], since) for r in runs])
+                             for since in (0.75, 0.875)]
+                    lines.append([labels[m][0]] + budget + [format_cell(stats, metric, count) for metric in METRICS]
+                                 + [f'{count}/{len(args.seeds)}', f'{converged}/{len(runs)}',
+                                    f'{gains[0]:+.2f} \\| {gains[1]:+.2f}', rate,
+                                    f'{size[m][0] / 1e6:.3f}', f'{size[m][1]:.2f}', paper])
+                for label, scores in refs[s].items():
+                    lines.append([label] + [''] * (0 if budgets is None else 2)
+                                 + [f'{scores["psnr"]:.2f}', f'{scores["ssim"]:.3f}', f'{scores["lpips"]:.3f}']
+                                 + [''] * 7)
+                text.append(f'\n### {table}{title}, {set_names[s]}\n\n' + markdown_table(header, lines))
+        for table, labels in (('Table 1', TABLE1), ('Table 2', TABLE2)):
+            for s in sets:
+                stats = {m: {**summary[m][s][0], 'n': summary[m][s][1]} for m in labels
+                         if m in args.methods and s in summary.get(m, {})}
+                rows = paper_orderings(labels, stats, unsettled)
+                if not rows:
+                    continue
+                orderings[f'{table}, {s}'] = [{'better': b, 'worse': w, **{k: list(v) for k, v in verdicts.items()}}
+                                              for b, w, verdicts in rows]
+                psnr = [verdicts['psnr'][0] for _, _, verdicts in rows]
+                judged = sum(v in JUDGED for v in psnr)
+                text.append(f'\n### Paper orderings, {table}{title}, {set_names[s]}: {psnr.count("holds")} of '
+                            f'{len(rows)} hold in PSNR ({judged} judged)\n\nEach pair the paper orders (better '
+                            'first), our difference in the paper\'s direction (positive: as the paper) and whether '
+                            'it exceeds the sum of the two seed spreads; not judged: a side with under 2 seeds'
+                            + (' or a row whose budget has not converged (still climbing or unchecked)'
+                               if budgets is not None else '') + '.\n\n'
+                            + markdown_table(['paper: better > worse'] + [metric.upper() for metric in METRICS],
+                                             [[f'{labels[b][0]} > {labels[w][0]}']
+                                              + [f'{verdicts[metric][1]:+.3f} {verdicts[metric][0]}'
+                                                 for metric in METRICS] for b, w, verdicts in rows]))
+        return text, orderings, summary
+
+    minutes = training_minutes(records, args.crop)
+    train_minutes = sum(total for _, total, _ in minutes.values())
+    text = [f'Each method with its own recipe and the rate of the sweep ({sweep_iters} iterations), crop '
+            f'{args.crop}, batch 8, seeds {args.seeds}; mean +- std over seeds. Two sets of tables: first each '
+            f'method at its converged budget (the budget check below: the first budget from {args.iters} whose '
+            f'doubling gains < {CONVERGED_DB} dB toy PSNR, else the largest budget run, marked "still"), then '
+            f'every method at {args.iters} iterations. "converged": runs whose last quarter gained < '
+            f'{CONVERGED_DB} dB toy PSNR / runs; "last 1/4 \\| 1/8": the mean toy PSNR gained over the last '
+            f'quarter and eighth of the runs. Training time of all recorded runs: {train_minutes:.0f} min.\n']
+    converged_text, converged_orderings, converged_summary = tables_text(' at converged budgets', converged_runs,
+                                                                         at_budget)
+    budget_text, orderings, summary = tables_text(f' at {args.iters} iterations', table_runs)
+    text += converged_text + budget_text
+    doubling_rows, doubling, doubling_curves = [], {}, {}
+    for method in args.methods:
+        rate = chosen[method][0]
+        ladder = [] if rate is None else budget_ladder(records, method, rate, args.iters, args.crop, args.seeds)
+        if not ladder:
+            continue
+        doubling[method], curves = [], {}
+        for iters in ladder[:-1]:
+            pairs = {s: budget_doubling(records, method, rate, iters, args.crop, args.seeds, s) for s in sets}
+            if not pairs['toy']:
+                continue
+            gains = {s: mean_gain(p) for s, p in pairs.items() if p}
+            verdict = 'converged' if gains['toy'] < CONVERGED_DB else 'not converged'
+            doubling[method].append({'iters': iters, 'seeds': [seed for seed, _, _ in pairs['toy']],
+                                     'gain_db': gains, 'verdict': verdict})
+            for seed, _, _ in pairs['toy']:
+                for n, record in zip((iters, 2 * iters), budget_pair(records, method, rate, iters, args.crop, seed)):
+                    curves[seed, n] = record['curve']
+            before = [records[name]['toy']['psnr'] for name in
+                      (run_name(method, seed, iters, args.crop, rate) for seed in args.seeds) if name in records]
+            doubling_rows.append([LABELS[method], f'{iters} -> {2 * iters}',
+                                  ' '.join(str(seed) for seed, _, _ in pairs['toy']),
+                                  ' '.join(f'{a:.2f}' for _, a, _ in pairs['toy']),
+                                  ' '.join(f'{b:.2f}' for _, _, b in pairs['toy'])]
+                                 + [f'{gains[s]:+.2f}' if s in gains else '' for s in sets]
+                                 + [f'{np.std(before):.2f} ({len(before)})' if len(before) > 1 else '', verdict])
+        if curves:
+            doubling_curves[method] = [(seed, n, curve) for (seed, n), curve in sorted(curves.items())]
+    if doubling_rows:
+        text.append(f'\n### Budget check: each budget from {args.iters} iterations against twice that\n\n'
+                    f'The same recipe, rate and seed at twice the budget (milestones at the same fractions). '
+                    f'Converged at a budget: doubling it gains < {CONVERGED_DB} dB toy PSNR. "seed std": the '
+                    'spread of toy PSNR over the seeds run at the smaller budget (their count), the scale of '
+                    'one seed\'s gain.\n\n'
+                    + markdown_table(['method', 'iterations', 'seeds', 'toy PSNR before', 'after']
+                                     + [f'gain, {"toy" if s == "toy" else "real"} (dB)' for s in sets]
+                                     + ['seed std before (toy)', 'verdict'],
+                                     doubling_rows))
+    text.append(todo_text(todo_rows(args, records, chosen)))
+    sweep = sweep_rows(records, args.methods, sweep_iters, args.crop, args.sweep_seed)
+    if sweep:
+        rates = sorted({rate for _, _, scores in sweep for rate in scores})
+        text.append(f'\n### Rate sweep: toy PSNR after {sweep_iters} iterations (seed {args.sweep_seed}; '
+                    'official rate in bold)\n\n' + markdown_table(
+                        ['method'] + [f'{rate:g}' for rate in rates],
+                        [[TABLE1[m][0]] + [('' if rate not in scores else
+                                            f'**{scores[rate]:.2f}**' if rate == official else f'{scores[rate]:.2f}')
+                                           for rate in rates] for m, official, scores in sweep]))
+    text.append('\n### Training time\n\nMinutes of training of the recorded runs at crop '
+                f'{args.crop} (one thread each unless the record says otherwise; two runs side by side), '
+                'per method the shortest and longest run (scoring on the real pairs adds 1-2 min a run).\n\n'
+                + markdown_table(['runs', 'iterations', 'count', 'minutes', 'per method (min)'],
+                                 [[purpose, str(iters), str(count), f'{total:.0f}',
+                                   ', '.join(f'{LABELS.get(m, m)} {lo:.0f}'
+                                             + ('' if round(hi) == round(lo) else f'-{hi:.0f}')
+                                             for m, (lo, hi) in per_method.items())]
+                                  for (purpose, iters), (count, total, per_method) in minutes.items()]))
+    text.append('\n### Learning rates\n\n' + markdown_table(
+        ['method', 'official', 'table', 'why'],
+        [[m, f'{official_rate(m if m in TABLE1 else "fcdfn"):g}', '' if chosen[m][0] is None else f'{chosen[m][0]:g}',
+          chosen[m][1]] for m in args.methods]))
+    with open(osp.join(out, 'tables.md'), 'w') as handle:
+        handle.write(''.join(text))
+    write_json(osp.join(out, 'tables.json'), {
+        'iters': args.iters, 'crop': args.crop, 'seeds': args.seeds, 'sweep_iters': sweep_iters,
+        'real_test': args.real_test, 'complexity': size, 'references': refs,
+        'rates': {m: {'rate': r, 'why': why} for m, (r, why) in chosen.items()},
+        'orderings': orderings, 'budget_doubling': doubling,
+        'results': {m: {s: {'mean_std': v[0], 'runs': v[1]} for s, v in summary[m].items()} for m in summary},
+        'converged': {'budgets': {m: {'iters': b, 'converged': c, 'why': why} for m, (b, c, why) in at_budget.items()},
+                      'orderings': converged_orderings,
+                      'results': {m: {s: {'mean_std': v[0], 'runs': v[1]} for s, v in converged_summary[m].items()}
+                                  for m in converged_summary}}})
+    print(''.join(text), flush=True)
+    written = set()  # the figures of this call with every row they should show (--results copies only these)
+    for runs_by_method, name, budget in ((converged_runs, 'validation_curves_converged.png', 'converged budgets'),
+                                         (table_runs, 'validation_curves.png', f'{args.iters} iterations')):
+        if runs_by_method:
+            plot_curves(runs_by_method, LABELS, osp.join(out, name), budget)
+            written.add(name)
+            print(f'Validation curves at {budget}: {osp.join(out, name)}', flush=True)
+    if doubling_curves:
+        plot_budget_check(doubling_curves, LABELS, osp.join(out, 'budget_check.png'))
+        written.add('budget_check.png')
+        print(f'Budget check: {osp.join(out, "budget_check.png")}', flush=True)
+
+    seed = args.seeds[0]
+    test_dir = osp.join(prepared, 'test')
+    keys = [osp.splitext(osp.basename(p))[0] for p in sorted(glob.glob(osp.join(test_dir, 'gt', '*.png')))][:4]
+    for table, labels in (('table1', TABLE1), ('table2', TABLE2)):
+        shown = []
+        for method in labels:
+            if method in table_runs:
+                folder = osp.join(out, 'experiments', run_name(method, seed, args.iters, args.crop, chosen[method][0]),
+                                  'visualization')
+                if osp.isdir(folder):
+                    shown.append((method, folder))
+        if not shown:
+            continue
+        grid = []
+        for key in keys:
+            cells = [read_image_bgr8(osp.join(test_dir, role, f'{key}.png')) for role in ('lq', 'flash')]
+            for _, folder in shown:  # the last validation's image of this scene
+                cells.append(read_image_bgr8(max(glob.glob(osp.join(folder, key, f'{key}_*.png')), key=osp.getmtime)))
+            cells.append(read_image_bgr8(osp.join(test_dir, 'gt', f'{key}.png')))
+            grid.append(cells)
+        figure = osp.join(out, f'comparison_{table}.png')
+        cv2.imwrite(figure, comparison_grid(grid, ['low-light', 'flash'] + [labels[m][0] for m, _ in shown]
+                                            + ['ground truth']))
+        complete = len(shown) == sum(method in table_runs for method in labels)
+        if complete:
+            written.add(osp.basename(figure))
+        missing = '' if complete else ' (not every row: this machine lacks the images of the others)'
+        print(f'Comparison figure: {figure}{missing}', flush=True)
+    if args.results:
+        folder = osp.join(osp.dirname(osp.abspath(args.results)), 'figures')
+        os.makedirs(folder, exist_ok=True)
+        for name in sorted(written & set(RESULTS_FIGURES)):
+            shutil.copyfile(osp.join(out, name), osp.join(folder, name))
+        # linked: those just copied and those an earlier call left (a comparison figure made where the images were)
+        figures = [name for name in RESULTS_FIGURES if osp.isfile(osp.join(folder, name))]
+        splice_results(args.results, ''.join(text), figures)
+        print(f'Report written into {args.results}; figures copied to {folder}', flush=True)
+    print(f'Tables: {osp.join(out, "tables.md")} and tables.json; {(time.time() - started) / 60:.1f} min')
