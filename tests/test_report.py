@@ -23,6 +23,7 @@ def test_parse_train_log_and_final_validation(tmp_path):
     curves = parse_train_log(path)
     assert curves['train'] == {'l_rec': [(20, 1e-2), (1040, 8e-3)], 'l_total': [(20, 5e-2), (1040, 4e-2)]}
     assert curves['val'] == {'psnr': [(20, 20.5), (1040, 22.25)], 'ssim': [(20, 0.6), (1040, 0.75)]}
+    assert curves['seconds'] == [(20, 0.4), (1040, 0.4)]
     assert final_validation(path) == {'psnr': 22.25, 'ssim': 0.75}
     path.write_text(LOG.split('2026-11-27 09:00:20')[0])
     with pytest.raises(RuntimeError, match='no validation'):

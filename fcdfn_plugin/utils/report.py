@@ -5,7 +5,9 @@ import cv2
 import numpy as np
 
 # BasicSR's MessageLogger line: "[name..][epoch:  0, iter:     100, lr:(1.000e-03,)] [eta: ...] l_rec: 1.2e-02 ..."
-_TRAIN_LINE = re.compile(r'iter:\s*([\d,]+), lr:.*?\]\s*\[eta:.*?\]\s*(.*)$')
+_TRAIN_LINE = re.compile(r'iter:\s*([\d,]+), lr:.*?\]\s*\[eta:(.*?)\]\s*(.*)$')
+# Its "[eta: 0:10:01, time (data): 3.083 (0.012)]": seconds per iteration (the mean of the last 200) and per load.
+_ITER_TIME = re.compile(r'time \(data\): ([\d.]+)')
 _LOSS_ITEM = re.compile(r'(\w+): ([-+\d.eE]+|nan|inf)')
 # SRModel._log_validation_metric_values: "Validation <set>\n\t # psnr: 23.1234\tBest: ..."
 _VAL_HEADER = re.compile(r'Validation (\S+)')
@@ -16,11 +18,13 @@ def parse_train_log(path):
     """Losses and validation metrics from a BasicSR training log.
 
     Returns:
-        dict: ``{'train': {name: [(iter, value), ...]}, 'val': {metric: [(iter, value), ...]}}``.
-        Validation values are attributed to the last training iteration logged before them (the
-        final validation after training to the last iteration seen).
+        dict: ``{'train': {name: [(iter, value), ...]}, 'val': {metric: [(iter, value), ...]},
+        'seconds': [(iter, seconds per iteration), ...]}`` (the time BasicSR logs with each training
+        line: its mean over the last 200 iterations). Validation values are attributed to the last
+        training iteration logged before them (the final validation after training to the last
+        iteration seen).
     """
-    train, val = {}, {}
+    train, val, seconds = {}, {}, []
     last_iter = 0
     in_validation = False
     with open(path, encoding='utf-8') as f:
@@ -28,7 +32,10 @@ def parse_train_log(path):
             match = _TRAIN_LINE.search(line)
             if match:
                 last_iter = int(match.group(1).replace(',', ''))
-                for name, value in _LOSS_ITEM.findall(match.group(2)):
+                timed = _ITER_TIME.search(match.group(2))
+                if timed:
+                    seconds.append((last_iter, float(timed.group(1))))
+                for name, value in _LOSS_ITEM.findall(match.group(3)):
                     train.setdefault(name, []).append((last_iter, float(value)))
                 in_validation = False
                 continue
@@ -38,7 +45,7 @@ def parse_train_log(path):
             if in_validation:
                 for name, value in _VAL_ITEM.findall(line):
                     val.setdefault(name, []).append((last_iter, float(value)))
-    return {'train': train, 'val': val}
+    return {'train': train, 'val': val, 'seconds': seconds}
 
 
 def plot_training_curves(curves, out_path, title=''):

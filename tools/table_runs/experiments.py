@@ -167,9 +167,15 @@ def validation_curve(logs):
     segment may validate an iteration again (its state predates the stop); its value replaces the
     older one, which exact resume makes equal anyway."""
     from fcdfn_plugin.utils.report import parse_train_log
+
+    return parsed_validation_curve([parse_train_log(log) for log in logs])
+
+
+def parsed_validation_curve(parsed_logs):
+    """:func:`validation_curve` of logs already parsed (``parse_train_log``'s answers, oldest first)."""
     points = {}
-    for log in logs:
-        for metric, series in parse_train_log(log)['val'].items():
+    for parsed in parsed_logs:
+        for metric, series in parsed['val'].items():
             points.setdefault(metric, {}).update(series)
     iters = sorted(points.get('psnr', {}))
     curve = {'iter': iters}

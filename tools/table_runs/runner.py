@@ -12,8 +12,8 @@ from os import path as osp
 
 import yaml
 
-from .experiments import (finished_log, latest_state, log_minutes, parked_info, segment_cpus, segment_logs,
-                          set_aside_unvalidated, unfinished_dir, validation_curve)
+from .experiments import (finished_log, latest_state, log_minutes, parked_info, parsed_validation_curve, segment_cpus,
+                          segment_logs, set_aside_unvalidated, unfinished_dir, validation_curve)
 from .ladder import CONVERGED_DB, curve_gain, minutes_per_iteration
 from .recipes import METRICS, REPO, checkpoint_interval, options_digest, run_name, run_options
 from .store import real_set_name, test_set_digest, write_json
@@ -29,27 +29,23 @@ class Progress:
 
     def __init__(self, out, name, iters, every_minutes=PROGRESS_MINUTES):
         self.out, self.name, self.iters, self.every = out, name, iters, every_minutes * 60
-        self.first = None  # (time, iteration) of the first look that found one: the speed is this segment's
         self.validations = len(validation_curve(segment_logs(out, name))['iter'])
         self.printed = (time.time(), self.validations)
 
     def line(self):
-        """The progress line now, or None before the run has logged an iteration."""
+        """The progress line now, or None before the run has logged an iteration. The speed is BasicSR's own
+        (logged with each training line: the mean of its last 200 iterations)."""
         from fcdfn_plugin.utils.report import parse_train_log
-        logs = segment_logs(self.out, self.name)
-        curve = validation_curve(logs)
+
+        parsed = [parse_train_log(log) for log in segment_logs(self.out, self.name)]
+        curve = parsed_validation_curve(parsed)
         self.validations = len(curve['iter'])
-        iteration = max((it for series in parse_train_log(logs[-1])['train'].values() for it, _ in series),
-                        default=None) if logs else None
-        if iteration is None:
+        if not parsed or not parsed[-1]['seconds']:
             return None
-        now = time.time()
-        self.first = self.first or (now, iteration)
-        text = f'{self.name}: iteration {iteration:,} of {self.iters:,}'
-        seconds, done = now - self.first[0], iteration - self.first[1]
-        if done > 0:
-            left = (self.iters - iteration) * seconds / done
-            text += f' ({seconds / done:.2f} s each, about {left / 3600:.1f} h left)'
+        iteration, seconds = parsed[-1]['seconds'][-1]
+        left = (self.iters - iteration) * seconds
+        text = (f'{self.name}: iteration {iteration:,} of {self.iters:,} ({seconds:.2f} s each, about '
+                + (f'{left / 3600:.1f} h' if left >= 3600 else f'{left / 60:.0f} min') + ' left)')
         if curve['iter']:
             text += f', toy PSNR {curve["psnr"][-1]:.2f} at {curve["iter"][-1]:,}'
         return text
