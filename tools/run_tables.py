@@ -46,6 +46,9 @@ Writes ``<out>/tables.md``, ``tables.json``, ``validation_curves_converged.png``
 (toy PSNR over the run, every method, at converged budgets and at ``--iters``), ``budget_check.png`` and
 ``comparison_table1.png`` / ``comparison_table2.png`` (toy test scenes, first seed, where this machine ran it).
 
+This file is the command line; the functions and constants named here live in ``tools/table_runs/`` (recipes,
+ladder, store, experiments, runner, todo, report, figures: its ``__init__`` says which is where).
+
 Table 2's rows (the paper removes the components in turn):
 
     fcdfn       the full model (also Table 1's "Ours")
