@@ -706,3 +706,50 @@ def test_a_rate_that_diverged_in_a_table_run_is_not_chosen_again():
     records.update(table_run(2e-4, 2000, [7.0, 1.0], method='dsn'))
     rate, why = ladder.choose_rate('dsn', records, 100, 48, 10)
     assert rate == 1e-4 and 'below every diverged one' in why
+
+
+def test_the_report_writes_each_row_at_its_converged_budget_and_judges_the_orderings(tmp_path, capsys):
+    """write_report from records alone: DJF and FRL with three seeds at 2000 and a budget check at 4000 (DJF +0.05
+    dB: converged at 2000; FRL +0.50: still climbing, its row at 4000 and unjudged); the mean +- std cells, the
+    paper's DJF > FRL judged against the seed spread at the standard budget, the references, tables.json, the
+    figures. (The references' scores are read from their cached metrics.json: no evaluation runs.)"""
+    import argparse
+
+    def run(method, seed, iters, lr, psnr):
+        curve = {'iter': [iters * k // 8 for k in range(1, 9)], 'psnr': [psnr - 0.1 * (8 - k) for k in range(1, 9)],
+                 'ssim': [0.5] * 8, 'lpips': [0.4] * 8}
+        return recipes.run_name(method, seed, iters, 48, lr), {
+            'method': method, 'seed': seed, 'iters': iters, 'crop': 48, 'lr': lr, 'purpose': 'table', 'threads': 1,
+            'toy': {'psnr': psnr, 'ssim': 0.5, 'lpips': 0.4}, 'curve': curve, 'real': {}, 'train_minutes': 10.0,
+            'converged': False}
+
+    scores = {('djf', 1e-3): {(10, 2000): 21.0, (11, 2000): 21.1, (12, 2000): 20.9, (10, 4000): 21.05},
+              ('frl', 3e-4): {(10, 2000): 20.0, (11, 2000): 20.05, (12, 2000): 19.95, (10, 4000): 20.5}}
+    records = dict(run(method, seed, iters, lr, psnr) for (method, lr), runs in scores.items()
+                   for (seed, iters), psnr in runs.items())
+    out = tmp_path / 'out'
+    (out / 'references_toy').mkdir(parents=True)
+    (out / 'references_toy' / 'metrics.json').write_text(json.dumps(
+        {'results': {'low-light input': {'mean': {'psnr': 9.7, 'ssim': 0.16, 'lpips': 0.68}}}}))
+    args = argparse.Namespace(methods=['frl', 'djf'], seeds=[10, 11, 12], iters=2000, crop=48, sweep_iters=500,
+                              sweep_seed=10, real_test=None, results=None, records=str(tmp_path / 'records'))
+    chosen = {'frl': (3e-4, 'official'), 'djf': (1e-3, 'official')}
+    report.write_report(args, records, chosen, str(tmp_path / 'prepared'), str(out), None, 0.0)
+    capsys.readouterr()
+
+    text = (out / 'tables.md').read_text()
+    converged = text.split('### Table 1 at converged budgets, toy test set')[1].split('###')[0]
+    assert '| DJF | 2000 | 2000 -> 4000: +0.05 dB | 21.00 +- 0.08 |' in converged
+    assert '| FRL | 4000 | 2000 -> 4000: still +0.50 dB | 20.50 |' in converged  # one seed: no spread shown
+    assert '| low-light input | | | 9.70 | 0.160 | 0.680 |' in converged.replace('  ', ' ')
+    at_budget = text.split('### Paper orderings, Table 1 at 2000 iterations, toy test set')[1].split('###')[0]
+    assert '| DJF > FRL | +1.000 holds |' in at_budget  # 1.00 dB apart, spreads 0.08 + 0.04
+    tables = json.loads((out / 'tables.json').read_text())
+    assert tables['converged']['budgets'] == {
+        'frl': {'iters': 4000, 'converged': False, 'why': '2000 -> 4000: still +0.50 dB'},
+        'djf': {'iters': 2000, 'converged': True, 'why': '2000 -> 4000: +0.05 dB'}}
+    ordering, = tables['converged']['orderings']['Table 1, toy']
+    assert ordering['psnr'][0] == 'not converged'  # FRL is still climbing: nothing judged at converged budgets
+    assert [step['verdict'] for step in tables['budget_doubling']['djf']] == ['converged']
+    for figure in ('validation_curves.png', 'validation_curves_converged.png', 'budget_check.png'):
+        assert (out / figure).stat().st_size > 10000
