@@ -18,7 +18,10 @@ def pair(shift, dim=30.0, size=256, seed=0):
     to_scene = cv2.getPerspectiveTransform(corners, corners + 32 + offsets)
     flash_lit = cv2.warpPerspective(scene * 0.8, to_scene, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
     low = np.clip(add_read_shot_noise(scene[32:-32, 32:-32] / dim, 5e-3, 3e-2, rng), 0, 1)
-    to_tensor = lambda x: torch.from_numpy(linear_to_srgb(x).transpose(2, 0, 1).copy())[None]  # noqa: E731
+
+    def to_tensor(x):
+        return torch.from_numpy(linear_to_srgb(x).transpose(2, 0, 1).copy())[None]
+
     truth = to_tensor(scene[32:-32, 32:-32] * 0.8)
     return to_tensor(low), to_tensor(np.clip(flash_lit, 0, 1)), truth
 

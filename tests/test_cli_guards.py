@@ -178,8 +178,8 @@ def test_set(tmp_path):
 
 
 def run_evaluate(test_set, out, *extra):
-    return ['--test-dir', str(test_set), '--out', str(out), '--no-lpips', '--figure-scenes', '1'] + [str(a) for a in
-                                                                                                      extra]
+    return (['--test-dir', str(test_set), '--out', str(out), '--no-lpips', '--figure-scenes', '1']
+            + [str(a) for a in extra])
 
 
 @pytest.mark.parametrize('argv, text', [

@@ -67,8 +67,8 @@ def test_dimming_factor_in_range_and_applied():
         np.testing.assert_allclose(D.srgb_to_linear(lq) * params['dim_factor'], centre, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(D.srgb_to_linear(gt), centre, atol=1e-5)
         # Flash image = dimmed ambient + flash-only; with zero warp strength, pixel-aligned.
-        np.testing.assert_allclose(D.srgb_to_linear(flash), np.clip(centre / params['dim_factor'] + flash_only[4:-4, 4:-4], 0, 1),
-                                   atol=1e-5)
+        np.testing.assert_allclose(D.srgb_to_linear(flash),
+                                   np.clip(centre / params['dim_factor'] + flash_only[4:-4, 4:-4], 0, 1), atol=1e-5)
 
 
 def test_zero_strength_warp_is_identity_and_integer_shift_is_a_shift():

@@ -27,7 +27,10 @@ def test_least_squares_gain_is_the_best_scalar():
 def test_oracle_gain_works_on_linear_values():
     torch.manual_seed(1)
     linear_gt = torch.rand(1, 3, 8, 8) * 0.6
-    srgb = lambda x: torch.from_numpy(linear_to_srgb(x.numpy()))  # noqa: E731
+
+    def srgb(x):
+        return torch.from_numpy(linear_to_srgb(x.numpy()))
+
     gt, lq = srgb(linear_gt), srgb(linear_gt / 30)  # a 30x dimming in linear light
     assert torch.allclose(oracle_gain(lq, gt), gt, atol=1e-5)
     assert not torch.allclose(least_squares_gain(lq, gt), gt, atol=1e-2)  # on sRGB values it is not a gain

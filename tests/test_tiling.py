@@ -108,7 +108,8 @@ def test_tiles_are_bounded_and_progress_is_reported():
         shapes.append(a.shape[-2:])
         return a - b
 
-    out = tiled_forward(fn, [lq, flash], tile=48, overlap=16, multiple=16, progress=lambda d, t: progress.append((d, t)))
+    out = tiled_forward(fn, [lq, flash], tile=48, overlap=16, multiple=16,
+                        progress=lambda d, t: progress.append((d, t)))
     assert torch.allclose(out, lq - flash)
     assert max(h for h, _ in shapes) <= 48 and max(w for _, w in shapes) <= 48
     assert all(h % 16 == 0 and w % 16 == 0 for h, w in shapes)
@@ -132,7 +133,8 @@ def test_blend_weights_sum_to_one():
     assert starts == [0, 32, 64]
     total = torch.zeros(size, dtype=torch.float64)
     for index, start in enumerate(starts):
-        total[start:start + tile] += blend_window(tile, index > 0, index < len(starts) - 1, overlap, dtype=torch.float64)
+        total[start:start + tile] += blend_window(tile, index > 0, index < len(starts) - 1, overlap,
+                                                  dtype=torch.float64)
     assert torch.allclose(total, torch.ones(size, dtype=torch.float64), atol=1e-12)
     window = blend_window(tile, True, True, overlap)
     assert window[:overlap // 4].abs().max() == 0 and window[-(overlap // 4):].abs().max() == 0

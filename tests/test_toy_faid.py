@@ -57,7 +57,8 @@ def test_sixteen_bit_linear_output_and_refusal(tmp_path):
     # same scene: the 8-bit file is the sRGB encoding of the 16-bit linear one
     from fcdfn_plugin.data.degradation import linear_to_srgb
     # 8-bit rounding (0.5) plus half a 16-bit step through the steepest part of the sRGB curve (12.92 x)
-    np.testing.assert_allclose(linear_to_srgb(linear / 65535.0) * 255, srgb, atol=0.5 + 0.5 * 12.92 * 255 / 65535 + 1e-3)
+    np.testing.assert_allclose(linear_to_srgb(linear / 65535.0) * 255, srgb,
+                               atol=0.5 + 0.5 * 12.92 * 255 / 65535 + 1e-3)
     with pytest.raises(SystemExit, match='--overwrite'):
         _generate(tmp_path / 'a')
 
@@ -119,7 +120,8 @@ def test_planar_occluder_shadow_is_its_silhouette_shifted_away_from_the_flash():
     mask = np.zeros((size + 2 * pad, size + 2 * pad), np.uint8)
     mask[pad + 20:pad + 40, pad + 24:pad + 44] = 1
     silhouette = mask[pad:-pad, pad:-pad].astype(bool)
-    occluder = toy_scenes.PlanarOccluder(np.float32([0, 0, -1]), np.float32([0, 0, 1]), mask, pad, (20, 39, 24, 43), 1.0)
+    occluder = toy_scenes.PlanarOccluder(np.float32([0, 0, -1]), np.float32([0, 0, 1]), mask, pad, (20, 39, 24, 43),
+                                         1.0)
     points, normals, albedo = _fronto_parallel(size, np.where(silhouette, 1.0, 2.0))
     flash = (0.25, 0.0, 0.0)
     shadow = toy_scenes.cast_shadow(points, flash, [occluder], camera)
@@ -171,7 +173,8 @@ def test_flash_highlight_sits_where_the_normal_bisects_flash_and_camera():
     albedo = np.where(hit[..., None], np.full(3, 0.3, np.float32), np.zeros(3, np.float32))
     flash = np.float32([0.8, 0, 0])  # far beside the lens, so highlight and diffuse peak separate
     matte = toy_scenes.surface_radiance(albedo, points, normals, flash)[..., 1]
-    glossy = toy_scenes.surface_radiance(albedo, points, normals, flash, specular=np.float32(0.5), shininess=400.0)[..., 1]
+    glossy = toy_scenes.surface_radiance(albedo, points, normals, flash, specular=np.float32(0.5),
+                                         shininess=400.0)[..., 1]
 
     def unit(vector):
         return vector / np.linalg.norm(vector)
@@ -211,7 +214,8 @@ def test_expose_levels_and_clipping_cap():
     exposed = toy_scenes.expose(linear, np.random.default_rng(1), (0.95, 0.95), (0.2, 0.2))
     assert np.percentile(exposed.mean(-1), 97) == pytest.approx(0.95, rel=1e-4)  # a loose cap: the level rules
     assert 0 < np.mean(exposed.max(-1) >= 1) <= 0.03
-    heavy = toy_scenes.expose(linear * 0 + np.float32([1, 0.2, 0.2]), np.random.default_rng(1), (0.9, 0.9), (0.01, 0.01))
+    heavy = toy_scenes.expose(linear * 0 + np.float32([1, 0.2, 0.2]), np.random.default_rng(1), (0.9, 0.9),
+                              (0.01, 0.01))
     assert heavy.max() <= 1 and np.isfinite(heavy).all()
 
 
@@ -271,8 +275,8 @@ def test_scene_stats_known_answers_and_folder(tmp_path):
     assert values['flash mean/p97'] == pytest.approx(0.75) and values['flash dark fraction'] == pytest.approx(0.25)
     assert values['ambient sRGB |Laplacian|'] == pytest.approx(0, abs=1e-6)
     from fcdfn_plugin.data.textures import spectral_noise
-    assert scene_stats.spectrum_slope(spectral_noise(np.random.default_rng(0), 128, 128, -2.5)) == pytest.approx(-2.5,
-                                                                                                                 abs=0.3)
+    slope = scene_stats.spectrum_slope(spectral_noise(np.random.default_rng(0), 128, 128, -2.5))
+    assert slope == pytest.approx(-2.5, abs=0.3)
     _generate(tmp_path / 'toy', '--count', '3', '--photo-fraction', '0')
     count, rows = scene_stats.folder_statistics(str(tmp_path / 'toy'), limit=2)
     assert count == 2 and rows.shape == (2, len(scene_stats.STATISTICS)) and np.isfinite(rows).all()

@@ -4,7 +4,8 @@
                                  [--device cpu|cuda] [--impls native banded conv naive fused]
     python tools/benchmark.py init [--arch FCDFNArch] [--base-channels 16 --depth 3 --num-basis 16]
     python tools/benchmark.py model [--base-channels 16 --depth 3 --num-basis 16] [--megapixels 1 12] [--json out.json]
-                                    [--device cpu|cuda] [--amp bf16|fp16|none] [--filter-impl auto|banded|fused|native ...]
+                                    [--device cpu|cuda] [--amp bf16|fp16|none]
+                                    [--filter-impl auto|banded|fused|native ...]
     python tools/benchmark.py dist [--iters 60] [--batch 16]
     python tools/benchmark.py step -opt options/table1/*_small.yml [--batch 8] [--crop 64] [--repeat 3] [--rounds 1]
                                    [--amp bf16] [--filter-impl banded native] [--channels-last off on]
@@ -23,9 +24,10 @@ naive). Without a visible GPU ``--device cuda`` stops with an error.
 ``model``: (1) one training step (forward, FCDFNLoss, backward, Adam) of FCDFNArch and DeepFnFArch at the
 same backbone width, and their ratio (``--amp bf16|fp16``: the forward under autocast, the loss in float32,
 fp16 with a GradScaler, as ``train.amp`` of FCDFNModel; ``--filter-impl``: the archs' ``filter_impl``);
-(2) inference of FCDFNArch per megapixel on 4:3 pairs of each ``--megapixels`` size, tiled (two passes, see ``FCDFNModel``), with the peak memory above the inputs
-(resident memory on CPU, ``torch.cuda.max_memory_allocated`` on CUDA). Each measurement runs in its
-own process (``--megapixels`` with no value skips inference). ``--json`` writes everything.
+(2) inference of FCDFNArch per megapixel on 4:3 pairs of each ``--megapixels`` size, tiled (two passes, see
+``FCDFNModel``), with the peak memory above the inputs (resident memory on CPU,
+``torch.cuda.max_memory_allocated`` on CUDA). Each measurement runs in its own process (``--megapixels``
+with no value skips inference). ``--json`` writes everything.
 
 ``dist``: training throughput of ``options/fcdfn_demo.yml`` on the toy FAID (built if missing) with
 one process and a batch of ``--batch`` against ``torchrun`` with two processes of half that batch
@@ -335,7 +337,8 @@ def model_command(args):
         ratio = base['train']['FCDFNArch']['seconds'] / reports[impl]['train']['FCDFNArch']['seconds']
         print(f'train step FCDFNArch: {impls[0]} / {impl} time: {ratio:.2f}')
         for old, new in zip(base['inference'], reports[impl]['inference']):
-            print(f'inference {old["megapixels"]:.1f} MP: {impls[0]} / {impl} time: {old["seconds"] / new["seconds"]:.2f}, '
+            print(f'inference {old["megapixels"]:.1f} MP: {impls[0]} / {impl} '
+                  f'time: {old["seconds"] / new["seconds"]:.2f}, '
                   f'memory {old["peak_above_inputs_mb"]:.0f} -> {new["peak_above_inputs_mb"]:.0f} MB')
     if args.json:
         with open(args.json, 'w') as f:
@@ -492,7 +495,8 @@ def step_command(args):
             result = json.loads(done.stdout.strip().splitlines()[-1])
             runs[path, variant].append(result)
             print(f'[round {round_index + 1}/{args.rounds}] {path} ({label(variant)}; filter {result["filter_impl"]}): '
-                  f'{result["network"]} B={args.batch} {args.crop}x{args.crop}: median {result["median_seconds"]:.3f} s, '
+                  f'{result["network"]} B={args.batch} {args.crop}x{args.crop}: '
+                  f'median {result["median_seconds"]:.3f} s, '
                   f'min {result["min_seconds"]:.3f} s '
                   f'per step over {args.repeat} ({result["params"]:,} parameters, peak memory '
                   f'{result["peak_memory_mb"]:.0f} MB)', flush=True)

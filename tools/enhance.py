@@ -213,7 +213,10 @@ def main(argv=None):
     elif noise_given:
         raise SystemExit(f'error: {type(net).__name__} from {source} takes no noise level; '
                          'drop --sigma-read/--sigma-shot.')
-    to_tensor = lambda rgb: torch.from_numpy(rgb.transpose(2, 0, 1).copy())[None].to(device)  # noqa: E731
+
+    def to_tensor(rgb):
+        return torch.from_numpy(rgb.transpose(2, 0, 1).copy())[None].to(device)
+
     lowlight_tensor, flash_tensor = to_tensor(lowlight), to_tensor(flash)
     contract, ratio, relative = exposure_setup(args, photo, flash_photo)
     if contract is not None:

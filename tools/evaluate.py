@@ -1,6 +1,7 @@
 """Score trained models on a prepared test set (toy or real FAID): PSNR / SSIM / LPIPS per scene and mean.
 
-    python tools/evaluate.py --test-dir datasets/faid_mini_test --weights experiments/FCDFN_demo/models/net_g_latest.pth \
+    python tools/evaluate.py --test-dir datasets/faid_mini_test \
+        --weights experiments/FCDFN_demo/models/net_g_latest.pth \
         --out eval_output/faid_mini [--labels demo] [--save-images] [--figure-scenes 4]
 
 A test set is what ``tools/prepare_faid.py`` writes under ``test/``; to score on a folder of real FAID
@@ -275,8 +276,8 @@ def main(argv=None):
         save(osp.join(args.out, 'comparison.png'), comparison_grid(figure_rows, columns))
         save(osp.join(args.out, 'detail_crops.png'), comparison_grid(crop_rows, columns))
     print('\n' + table)
-    print(f'Wrote {osp.join(args.out, "metrics.md")}, metrics.json' + (', comparison.png, detail_crops.png'
-                                                                     if figure_rows else ''))
+    print(f'Wrote {osp.join(args.out, "metrics.md")}, metrics.json'
+          + (', comparison.png, detail_crops.png' if figure_rows else ''))
     return results
 
 

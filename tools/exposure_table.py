@@ -70,7 +70,8 @@ def prepare_condition(faid_root, folder, name, crop, seed):
     test_dir = osp.join(folder, 'test')
     if not osp.isdir(test_dir):
         import importlib.util
-        spec = importlib.util.spec_from_file_location('prepare_faid', osp.join(osp.dirname(__file__), 'prepare_faid.py'))
+        spec = importlib.util.spec_from_file_location('prepare_faid',
+                                                      osp.join(osp.dirname(__file__), 'prepare_faid.py'))
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         module.prepare_faid(faid_root, folder, seed=seed, test_crop=crop, law=condition_law(name), all_test=True,

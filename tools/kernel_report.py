@@ -38,8 +38,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 DTYPES = {'float32': 'fp32', 'float16': 'fp16', 'bfloat16': 'bf16'}
 FLOAT32_POINTERS = ('grad_padded_ptr', 'partial_ptr')  # accumulated in float32 whatever the input dtype
-FIELDS = ('kernel', 'dtype', 'num_warps', 'num_stages', 'registers', 'spill_stores', 'spill_loads', 'stack_frame', 'shared',
-          'mma_ptx', 'wgmma_ptx', 'mma_sass')
+FIELDS = ('kernel', 'dtype', 'num_warps', 'num_stages', 'registers', 'spill_stores', 'spill_loads', 'stack_frame',
+          'shared', 'mma_ptx', 'wgmma_ptx', 'mma_sass')
 
 
 class CompileUnavailable(RuntimeError):
@@ -148,8 +148,9 @@ def compile_kernel(name, dtype='float32', channels=3, num_basis=90, precision='t
             signature[arg] = 'i32'
     compiled = triton.compile(ASTSource(kernel, signature, constants, attrs), target=GPUTarget('cuda', arch, 32),
                               options=dict(num_warps=num_warps, num_stages=num_stages))
-    row = dict(kernel=name, dtype=dtype, num_warps=num_warps, num_stages=num_stages, channels=channels, num_basis=num_basis,
-               kernel_size=kernel_size, dilation=dilation, precision='16-bit' if dtype != 'float32' else precision,
+    row = dict(kernel=name, dtype=dtype, num_warps=num_warps, num_stages=num_stages, channels=channels,
+               num_basis=num_basis, kernel_size=kernel_size, dilation=dilation,
+               precision='16-bit' if dtype != 'float32' else precision,
                arch=arch, **{k: v for k, v in constants.items() if k.startswith('BLOCK_')})
     row.update(ptxas_resources(compiled.asm['ptx'], arch))
     row['shared'] = int(compiled.metadata.shared)

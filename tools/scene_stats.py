@@ -85,7 +85,8 @@ def folder_statistics(folder, limit):
     rows = []
     for ambient_path in tqdm(ambient_paths, desc=osp.basename(osp.normpath(folder)), unit='pair', disable=None):
         flash_path = ambient_path[:-len('_ambient.png')] + '_flash.png'
-        ambient, flash_only = (to_linear(decode_image(read_file_bytes(path), path)) for path in (ambient_path, flash_path))
+        ambient, flash_only = (to_linear(decode_image(read_file_bytes(path), path))
+                               for path in (ambient_path, flash_path))
         if ambient.shape != flash_only.shape:
             raise ValueError(f'{ambient_path}: {ambient.shape[:2]} but its flash image is {flash_only.shape[:2]}')
         rows.append(pair_statistics(ambient, flash_only))

@@ -111,7 +111,10 @@ def align_flash(lowlight, flash):
     if lowlight.shape != flash.shape or lowlight.dim() != 4 or lowlight.shape[0] != 1:
         raise ValueError(f'align_flash takes two (1,3,H,W) photos of one size, got {tuple(lowlight.shape)} '
                          f'and {tuple(flash.shape)}')
-    to_rgb = lambda tensor: tensor[0].permute(1, 2, 0).float().cpu().numpy()  # noqa: E731
+
+    def to_rgb(tensor):
+        return tensor[0].permute(1, 2, 0).float().cpu().numpy()
+
     flash_rgb = to_rgb(flash)
     matrix, info = estimate_homography(to_rgb(lowlight), flash_rgb)
     if matrix is None:
