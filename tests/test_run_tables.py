@@ -390,6 +390,15 @@ def test_todo_rows_give_the_command_and_its_estimated_minutes(tmp_path):
     (row,) = todo.todo_rows(args, records, {'lsd2': (3e-4, '')})
     assert row[3].endswith('seed 10 parked at 6000')
     assert row[4] == pytest.approx(2) and row[5] == pytest.approx(6)  # 2000 iterations left
+    # the same run in flight on this machine, further than its park: --todo counts its state under --out (the
+    # committed report does not: it would name this machine's folder)
+    out = tmp_path / 'out'
+    run = out / 'experiments' / recipes.run_name('lsd2', 10, 8000, 48, 3e-4)
+    (run / 'training_states').mkdir(parents=True)
+    write_state(run / 'training_states' / '6500.state', 6500)
+    (row,) = todo.todo_rows(args, records, {'lsd2': (3e-4, '')}, out=str(out))
+    assert row[3].endswith(f'seed 10 at 6500 under {out} (not parked)') and row[4] == pytest.approx(1.5)
+    assert todo.todo_rows(args, records, {'lsd2': (3e-4, '')})[0][3].endswith('seed 10 parked at 6000')
     assert rows[2][3].startswith('waits') and rows[2][6] == '' and rows[2][5] is None  # no FCDFN run to time
     text = todo.todo_text(rows)
     assert 'Nothing' in todo.todo_text([]) and '`python tools' in text and '| 8 | 12 |' in text

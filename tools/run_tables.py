@@ -135,7 +135,7 @@ def main():
                      f'Rename one of the folders, or delete the "{real_name}" entry of their "real" scores to '
                      'score them again.')
     if args.todo:
-        print(todo_text(todo_rows(args, records, choose_rates(args, records))))
+        print(todo_text(todo_rows(args, records, choose_rates(args, records), out=args.out)))
         return
     if args.park:
         print('\n'.join(park(osp.abspath(args.out), args.records, records)

@@ -1,23 +1,39 @@
 """What the tables at converged budgets still need: per row its next runs, their minutes and the command."""
-from .experiments import parked_info
+from os import path as osp
+
+from .experiments import parked_info, resume_point, segment_logs
 from .ladder import least_runs, minutes_per_iteration, next_runs
-from .recipes import LABELS, TABLE1, run_name
+from .recipes import LABELS, TABLE1, run_name, run_options
 
 
-def todo_rows(args, records, chosen):
+def reached(args, method, seed, iters, rate, out=None):
+    """(iteration, where) an unfinished run resumes from: its park in ``args.records`` or, with ``out``, its own
+    state there (a run in flight on this machine), whichever is further; (0, None) for a run not started."""
+    name = run_name(method, seed, iters, args.crop, rate)
+    found = [(0, None)]
+    parked = parked_info(args.records, name)
+    if parked is not None:
+        found.append((parked['iter'], f'parked at {parked["iter"]}'))
+    run_path = osp.join(out, 'experiments', name) if out else None
+    if run_path and osp.isdir(run_path):
+        val_freq = run_options(method, seed, iters, args.crop, rate)['val']['val_freq']
+        iteration, _ = resume_point(run_path, segment_logs(out, name), val_freq)
+        found.append((iteration, f'at {iteration} under {out} (not parked)'))
+    return max(found, key=lambda point: point[0])
+
+
+def todo_rows(args, records, chosen, out=None):
     """The runs the tables at converged budgets still lack, one row per method (:func:`next_runs`): label,
     iterations, seeds, why, estimated minutes of those runs on one thread each, the least minutes to complete
-    the row (:func:`least_runs`; the minutes None where unknown) and the command that runs the next runs."""
+    the row (:func:`least_runs`; the minutes None where unknown) and the command that runs the next runs. A run
+    begun (:func:`reached`: parked, or with ``out``, this machine's runs folder, for ``--todo``; not in the
+    committed report) counts what it has left."""
 
-    def minutes(method, rate, runs):  # on one thread; a parked run resumes, so counts what it has left
+    def minutes(method, rate, runs):  # on one thread
         per_iteration = minutes_per_iteration(records, method, args.crop)
         if per_iteration is None:
             return None
-        left = 0
-        for seed, iters in runs:
-            parked = parked_info(args.records, run_name(method, seed, iters, args.crop, rate))
-            left += iters - (parked['iter'] if parked else 0)
-        return per_iteration * left
+        return per_iteration * sum(iters - reached(args, method, seed, iters, rate, out)[0] for seed, iters in runs)
 
     rows = []
     for method in args.methods:
@@ -37,9 +53,9 @@ def todo_rows(args, records, chosen):
             rows.append([LABELS[method], '', '', why, None, least, ''])
             continue
         for seed in seeds:
-            parked = parked_info(args.records, run_name(method, seed, iters, args.crop, rate))
-            if parked is not None:
-                why += f'; seed {seed} parked at {parked["iter"]}'
+            iteration, where = reached(args, method, seed, iters, rate, out)
+            if iteration:
+                why += f'; seed {seed} {where}'
         command = (f'python tools/run_tables.py --phase table --methods {method} --iters {iters} --seeds '
                    + ' '.join(map(str, seeds)) + ' --threads 1'
                    + (f' --real-test {args.real_test}' if args.real_test else ''))
