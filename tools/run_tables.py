@@ -33,7 +33,7 @@ resumes on another machine. The tables and figures are written from the records 
 seeds say so. While a run trains, its iteration, speed and newest toy validation are printed at each
 validation and every :data:`PROGRESS_MINUTES` (:class:`Progress`). ``--todo`` prints what the tables at
 converged budgets still lack (:func:`next_runs`): per row the next runs, their estimated minutes (less where
-a run is parked) and the command that runs them.
+a run is parked, or has gone further under ``--out`` on this machine) and the command that runs them.
 
     python tools/prepare_faid.py --faid-root ../shared/faid_mini --out datasets/faid_mini_c256 --all-test \\
         --test-crop 256 --opt options/fcdfn_demo.yml
