@@ -718,10 +718,11 @@ def test_a_rate_that_diverged_in_a_table_run_is_not_chosen_again():
 
 
 def test_the_report_writes_each_row_at_its_converged_budget_and_judges_the_orderings(tmp_path, capsys):
-    """write_report from records alone: DJF and FRL with three seeds at 2000 and a budget check at 4000 (DJF +0.05
-    dB: converged at 2000; FRL +0.50: still climbing, its row at 4000 and unjudged); the mean +- std cells, the
-    paper's DJF > FRL judged against the seed spread at the standard budget, the references, tables.json, the
-    figures. (The references' scores are read from their cached metrics.json: no evaluation runs.)"""
+    """write_report from records alone: DJF and FRL with three seeds at 2000 and a budget check at 4000 (DJF, two
+    seeds, +0.09 and +0.01 dB: converged at 2000; FRL +0.50: still climbing, its row at 4000 and unjudged); the
+    budget check's gain and its spread over seeds, the mean +- std cells, the paper's DJF > FRL judged against the
+    seed spread at the standard budget, the references, tables.json, the figures. (The references' scores are read
+    from their cached metrics.json: no evaluation runs.)"""
     import argparse
 
     def run(method, seed, iters, lr, psnr):
@@ -732,7 +733,8 @@ def test_the_report_writes_each_row_at_its_converged_budget_and_judges_the_order
             'toy': {'psnr': psnr, 'ssim': 0.5, 'lpips': 0.4}, 'curve': curve, 'real': {}, 'train_minutes': 10.0,
             'converged': False}
 
-    scores = {('djf', 1e-3): {(10, 2000): 21.0, (11, 2000): 21.1, (12, 2000): 20.9, (10, 4000): 21.05},
+    scores = {('djf', 1e-3): {(10, 2000): 21.0, (11, 2000): 21.1, (12, 2000): 20.9, (10, 4000): 21.09,
+                              (11, 4000): 21.11},
               ('frl', 3e-4): {(10, 2000): 20.0, (11, 2000): 20.05, (12, 2000): 19.95, (10, 4000): 20.5}}
     records = dict(run(method, seed, iters, lr, psnr) for (method, lr), runs in scores.items()
                    for (seed, iters), psnr in runs.items())
@@ -749,6 +751,9 @@ def test_the_report_writes_each_row_at_its_converged_budget_and_judges_the_order
     text = (out / 'tables.md').read_text()
     converged = text.split('### Table 1 at converged budgets, toy test set')[1].split('###')[0]
     assert '| DJF | 2000 | 2000 -> 4000: +0.05 dB | 21.00 +- 0.08 |' in converged
+    check = text.split('### Budget check')[1].split('###')[0]
+    assert '| DJF | 2000 -> 4000 | 10 11 | 21.00 21.10 | 21.09 21.11 | +0.05 | 0.04 | 0.08 (3) | converged |' in check
+    assert '| FRL | 2000 -> 4000 | 10 | 20.00 | 20.50 | +0.50 |  | 0.04 (3) | not converged |' in check
     assert '| FRL | 4000 | 2000 -> 4000: still +0.50 dB | 20.50 |' in converged  # one seed: no spread shown
     assert '| low-light input | | | 9.70 | 0.160 | 0.680 |' in converged.replace('  ', ' ')
     at_budget = text.split('### Paper orderings, Table 1 at 2000 iterations, toy test set')[1].split('###')[0]
@@ -759,6 +764,7 @@ def test_the_report_writes_each_row_at_its_converged_budget_and_judges_the_order
         'djf': {'iters': 2000, 'converged': True, 'why': '2000 -> 4000: +0.05 dB'}}
     ordering, = tables['converged']['orderings']['Table 1, toy']
     assert ordering['psnr'][0] == 'not converged'  # FRL is still climbing: nothing judged at converged budgets
-    assert [step['verdict'] for step in tables['budget_doubling']['djf']] == ['converged']
+    (step,) = tables['budget_doubling']['djf']
+    assert step['verdict'] == 'converged' and step['gain_std_db'] == pytest.approx(0.04)
     for figure in ('validation_curves.png', 'validation_curves_converged.png', 'budget_check.png'):
         assert (out / figure).stat().st_size > 10000

@@ -277,9 +277,12 @@ class Report:
                 if not pairs['toy']:
                     continue
                 gains = {s: mean_gain(p) for s, p in pairs.items() if p}
+                seed_gains = [after - before for _, before, after in pairs['toy']]
                 verdict = 'converged' if gains['toy'] < CONVERGED_DB else 'not converged'
                 doubling[method].append({'iters': iters, 'seeds': [seed for seed, _, _ in pairs['toy']],
                                          'gain_db': gains, 'verdict': verdict})
+                if len(seed_gains) > 1:
+                    doubling[method][-1]['gain_std_db'] = float(np.std(seed_gains))
                 for seed, _, _ in pairs['toy']:
                     runs = budget_pair(records, method, rate, iters, args.crop, seed)
                     curves.update({(seed, n): record['curve'] for n, record in zip((iters, 2 * iters), runs)})
@@ -290,19 +293,21 @@ class Report:
                              ' '.join(f'{a:.2f}' for _, a, _ in pairs['toy']),
                              ' '.join(f'{b:.2f}' for _, _, b in pairs['toy'])]
                             + [f'{gains[s]:+.2f}' if s in gains else '' for s in self.sets]
-                            + [f'{np.std(before):.2f} ({len(before)})' if len(before) > 1 else '', verdict])
+                            + [f'{np.std(seed_gains):.2f}' if len(seed_gains) > 1 else '',
+                               f'{np.std(before):.2f} ({len(before)})' if len(before) > 1 else '', verdict])
             if curves:
                 curves_by_method[method] = [(seed, n, curve) for (seed, n), curve in sorted(curves.items())]
         if not rows:
             return '', doubling, curves_by_method
         text = (f'\n### Budget check: each budget from {args.iters} iterations against twice that\n\n'
                 f'The same recipe, rate and seed at twice the budget (milestones at the same fractions). '
-                f'Converged at a budget: doubling it gains < {CONVERGED_DB} dB toy PSNR. "seed std": the '
-                'spread of toy PSNR over the seeds run at the smaller budget (their count), the scale of '
-                'one seed\'s gain.\n\n'
+                f'Converged at a budget: doubling it gains < {CONVERGED_DB} dB toy PSNR (mean over the seeds '
+                'run at both). "gain std": the spread of that gain over those seeds, where there are several: '
+                'how far one seed\'s gain can be trusted. "seed std": the spread of toy PSNR over the seeds '
+                'run at the smaller budget (their count).\n\n'
                 + markdown_table(['method', 'iterations', 'seeds', 'toy PSNR before', 'after']
                                  + [f'gain, {"toy" if s == "toy" else "real"} (dB)' for s in self.sets]
-                                 + ['seed std before (toy)', 'verdict'], rows))
+                                 + ['gain std (toy)', 'seed std before (toy)', 'verdict'], rows))
         return text, doubling, curves_by_method
 
     def sweep_text(self):
