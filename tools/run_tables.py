@@ -66,7 +66,7 @@ from os import path as osp
 from table_runs.experiments import park
 from table_runs.ladder import choose_rate
 from table_runs.recipes import (BUDGET, CURVE_POINTS, METHODS, RECORDS, SWEEP_FRACTION, SWEEP_RATES, SWEEP_SEED,
-                                TABLE1, official_rate)
+                                TABLE1, official_rate, trained_as)
 from table_runs.report import write_report
 from table_runs.runner import Runner
 from table_runs.store import (known_digests, load_records, real_set_name, scored_elsewhere, test_set_digest,
@@ -77,7 +77,7 @@ from table_runs.todo import todo_rows, todo_text
 def choose_rates(args, records):
     """method -> (rate, why) for every method asked: :func:`choose_rate` on the sweep's records (FCDFN's sweep
     for Table 2's variants)."""
-    return {m: choose_rate(m if m in TABLE1 else 'fcdfn', records, args.sweep_iters, args.crop, args.sweep_seed)
+    return {m: choose_rate(trained_as(m), records, args.sweep_iters, args.crop, args.sweep_seed)
             for m in args.methods}
 
 

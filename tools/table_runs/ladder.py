@@ -2,7 +2,7 @@
 sweep), and how far its budget ladder has climbed (each doubling of the budget one check)."""
 import numpy as np
 
-from .recipes import SWEEP_RATES, TABLE1, official_rate, run_name
+from .recipes import SWEEP_RATES, TABLE1, official_rate, run_name, trained_as
 
 #: A run is converged when the last quarter of its schedule gains less than this (toy PSNR, dB); a swept
 #: rate replaces the official one when it beats it by more than this.
@@ -150,13 +150,23 @@ def converged_budget(records, method, rate, iters, crop, seeds):
     return ladder[-1], False, f'{ladder[-2]} -> {ladder[-1]}: still {gain:+.2f} dB'
 
 
+def row_budget(records, method, rate, iters, crop, seeds):
+    """(budget, converged, why) of ``method``'s row in the tables at converged budgets: its own
+    (:func:`converged_budget`) for a Table 1 method; FCDFN's for a Table 2 variant, so that the ablation compares
+    one model at one budget (``why`` then says so)."""
+    if method in TABLE1:
+        return converged_budget(records, method, rate, iters, crop, seeds)
+    budget, converged, why = converged_budget(records, 'fcdfn', rate, iters, crop, seeds)
+    return budget, converged, f"FCDFN's: {why}"
+
+
 def minutes_per_iteration(records, method, crop, pick=min):
     """Training minutes per iteration of ``method`` at ``crop`` (FCDFN's for a Table 2 variant: the same network
     less a part, with runs at larger budgets), over its one-thread runs at the largest budget recorded (the
     per-run costs, validation and start, weigh least there): ``pick`` of them, the fastest for the todo's "at
     least" (a run on a slower or busier machine does not raise it), the slowest where a slow machine must not
     be underestimated (:func:`checkpoint_interval`); None without any run."""
-    name = method if method in TABLE1 else 'fcdfn'
+    name = trained_as(method)
     runs = [r for r in records.values() if r.get('method') == name and r['crop'] == crop and r.get('threads', 1) == 1]
     if not runs:
         return None
@@ -169,17 +179,14 @@ def next_runs(records, method, rate, iters, crop, seeds):
     them all. A Table 1 row climbs its budget ladder with one seed (the doubling of its top budget) until a
     doubling gains less than :data:`CONVERGED_DB`, then needs every seed at the converged budget. Table 2's
     variants run at FCDFN's converged budget, so they wait (iterations None) until FCDFN has one."""
-    if method not in TABLE1:
-        budget, converged, _ = converged_budget(records, 'fcdfn', rate, iters, crop, seeds)
-        if not converged:
+    budget, converged, why = row_budget(records, method, rate, iters, crop, seeds)
+    if not converged:
+        if method not in TABLE1:
             return None, [], "waits for FCDFN's converged budget"
-    else:
-        budget, converged, why = converged_budget(records, method, rate, iters, crop, seeds)
-        if not converged:
-            ran = [s for s in seeds if run_name(method, s, budget, crop, rate) in records]
-            if not ran:
-                return budget, seeds[:1], f'no run at {budget} yet'
-            return 2 * budget, ran[:1], f'budget check {budget} -> {2 * budget} ({why})'
+        ran = [s for s in seeds if run_name(method, s, budget, crop, rate) in records]
+        if not ran:
+            return budget, seeds[:1], f'no run at {budget} yet'
+        return 2 * budget, ran[:1], f'budget check {budget} -> {2 * budget} ({why})'
     missing = [s for s in seeds if run_name(method, s, budget, crop, rate) not in records]
     return (budget, missing, f'the seeds of the row at {budget}') if missing else None
 
@@ -189,12 +196,9 @@ def least_runs(records, method, rate, iters, crop, seeds):
     its next budget check converges (the doubling of its top budget gains less than :data:`CONVERGED_DB`): that
     check and every seed at the top budget. A lower bound on the row's cost (:func:`next_runs` gives the next
     step only). Table 2's variants need every seed at FCDFN's budget in FCDFN's best case."""
-    if method not in TABLE1:
-        budget, _, _ = converged_budget(records, 'fcdfn', rate, iters, crop, seeds)
-        return [(seed, budget) for seed in seeds if run_name(method, seed, budget, crop, rate) not in records]
-    budget, converged, _ = converged_budget(records, method, rate, iters, crop, seeds)
+    budget, converged, _ = row_budget(records, method, rate, iters, crop, seeds)
     ran = [seed for seed in seeds if run_name(method, seed, budget, crop, rate) in records]
     runs = [(seed, budget) for seed in seeds if seed not in ran]
-    if not converged:
+    if not converged and method in TABLE1:  # a variant's budget is FCDFN's: no check of its own
         runs.append(((ran or seeds)[0], 2 * budget))
     return runs

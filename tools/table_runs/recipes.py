@@ -47,10 +47,15 @@ CURVE_POINTS = 8
 SAVE_MINUTES = 15
 
 
+def trained_as(method):
+    """The Table 1 method whose preset, rate sweep and recorded speed a row uses: itself, or FCDFN for a Table 2
+    variant (FCDFN less a part)."""
+    return method if method in TABLE1 else 'fcdfn'
+
+
 def method_options(method):
     """The options of a method at CPU scale (a dict): its Table 1 file, or FCDFN's with Table 2's changes."""
-    name = method if method in TABLE1 else 'fcdfn'
-    with open(osp.join(TABLE1_DIR, f'{name}_small.yml')) as handle:
+    with open(osp.join(TABLE1_DIR, f'{trained_as(method)}_small.yml')) as handle:
         opt = yaml.safe_load(handle)
     if method in TABLE2:
         opt['network_g'] = {**opt['network_g'], **TABLE2[method][1]}

@@ -12,9 +12,9 @@ from os import path as osp
 import numpy as np
 
 from .figures import plot_budget_check, plot_curves
-from .ladder import (CONVERGED_DB, budget_doubling, budget_ladder, budget_pair, converged_budget, curve_gain,
-                     mean_gain, record_scores, sweep_rows)
-from .recipes import LABELS, METRICS, TABLE1, TABLE2, method_options, official_rate, run_name
+from .ladder import (CONVERGED_DB, budget_doubling, budget_ladder, budget_pair, curve_gain, mean_gain,
+                     record_scores, row_budget, sweep_rows)
+from .recipes import LABELS, METRICS, TABLE1, TABLE2, method_options, official_rate, run_name, trained_as
 from .runner import run_tool
 from .store import write_json
 from .todo import todo_rows, todo_text
@@ -155,7 +155,7 @@ class Report:
         rated = [m for m in args.methods if chosen[m][0] is not None]
         self.table_runs = self.present({m: self.runs_at(m, args.iters) for m in rated})
         # Each method at its converged budget: the tables the comparison is read from.
-        self.at_budget = {m: self.row_budget(m) for m in rated}
+        self.at_budget = {m: row_budget(records, m, chosen[m][0], args.iters, args.crop, args.seeds) for m in rated}
         self.converged_runs = self.present({m: self.runs_at(m, budget) for m, (budget, _, _) in self.at_budget.items()})
         self.sets = ['toy'] + ([real_name] if args.real_test else [])
         self.set_names = {'toy': 'toy test set (24 scenes, 128x128)', real_name: f'real pairs ({args.real_test})'}
@@ -173,15 +173,6 @@ class Report:
         """The recorded runs of ``method`` at ``iters`` iterations and its chosen rate, over the seeds."""
         names = (run_name(method, seed, iters, self.args.crop, self.chosen[method][0]) for seed in self.args.seeds)
         return [self.records[name] for name in names if name in self.records]
-
-    def row_budget(self, method):
-        """A method's budget in the tables at converged budgets: its own (converged_budget) in Table 1; FCDFN's
-        for Table 2's variants, so that the ablation compares one model at one budget."""
-        args, rate = self.args, self.chosen[method][0]
-        if method in TABLE1:
-            return converged_budget(self.records, method, rate, args.iters, args.crop, args.seeds)
-        budget, converged, why = converged_budget(self.records, 'fcdfn', rate, args.iters, args.crop, args.seeds)
-        return budget, converged, f"FCDFN's: {why}"
 
     def summarize(self, runs_by_method):
         """method -> score set -> ({metric: (mean, std)}, seeds scored there)."""
@@ -342,7 +333,7 @@ class Report:
                                   for (purpose, iters), (count, total, per_method) in minutes.items()])
                 + '\n### Learning rates\n\n' + markdown_table(
                     ['method', 'official', 'table', 'why'],
-                    [[m, f'{official_rate(m if m in TABLE1 else "fcdfn"):g}',
+                    [[m, f'{official_rate(trained_as(m)):g}',
                       '' if chosen[m][0] is None else f'{chosen[m][0]:g}', chosen[m][1]] for m in args.methods]))
 
     def comparison_figures(self):

@@ -3,7 +3,7 @@ from os import path as osp
 
 from .experiments import parked_info, resume_point, segment_logs
 from .ladder import least_runs, minutes_per_iteration, next_runs
-from .recipes import LABELS, TABLE1, run_name, run_options
+from .recipes import LABELS, run_name, run_options, trained_as
 
 
 def reached(args, method, seed, iters, rate, out=None):
@@ -39,7 +39,7 @@ def todo_rows(args, records, chosen, out=None):
     for method in args.methods:
         rate, _ = chosen[method]
         if rate is None:  # a Table 2 variant takes FCDFN's rate: the sweep to run is FCDFN's
-            swept = method if method in TABLE1 else 'fcdfn'
+            swept = trained_as(method)
             command = f'python tools/run_tables.py --phase sweep --methods {swept} --threads 1'
             why = 'its rate sweep first' if swept == method else "FCDFN's rate sweep first"
             rows.append([LABELS[method], '', '', why, None, None, command])
