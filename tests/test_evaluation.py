@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import load_tool
-from fcdfn_plugin.data.degradation import linear_to_srgb
+from fcdfn_plugin.data.degradation import linear_to_srgb, srgb_to_linear
 from fcdfn_plugin.utils.evaluation import (evaluate_methods, least_squares_gain, list_test_scenes, oracle_gain,
                                            read_test_scene, reference_methods, score, to_image8)
 
@@ -64,6 +64,24 @@ def test_evaluate_methods_on_a_prepared_test_set(toy_prepared):
         evaluate_methods(test_dir, {'cropped': lambda scene: scene['gt'][..., 1:, :]})
 
 
+def test_gain_corrected_scores_take_out_the_brightness_level(toy_prepared):
+    test_dir = str(toy_prepared / 'test')
+
+    def dimmed(scene):  # the truth at 40 % of its linear light: right but for its level
+        return torch.from_numpy(linear_to_srgb(0.4 * srgb_to_linear(scene['gt'].numpy())))
+
+    results = evaluate_methods(test_dir, {'dimmed': dimmed, 'input': lambda scene: scene['lq']}, gain_corrected=True)
+    key = list_test_scenes(test_dir)[0]
+    scene = read_test_scene(test_dir, key)
+    dim8, gt8 = to_image8(dimmed(scene)), to_image8(scene['gt'])
+    per_scene = results['dimmed']['per_scene'][key]
+    assert per_scene['level'] == pytest.approx(dim8.mean() / gt8.mean())
+    assert 0.4 < per_scene['level'] < 0.8  # sRGB mean of 40 % linear light
+    dimmed_mean, input_mean = results['dimmed']['mean'], results['input']['mean']
+    assert dimmed_mean['psnr_gain_corrected'] > 35 > dimmed_mean['psnr'] + 15  # only 8-bit rounding is left
+    assert input_mean['psnr_gain_corrected'] < 30  # the noisy input stays noisy after any gain
+
+
 def test_test_folder_errors(tmp_path, toy_prepared):
     with pytest.raises(FileNotFoundError, match='lq'):
         list_test_scenes(str(tmp_path))
@@ -79,8 +97,10 @@ def test_evaluate_tool(toy_prepared, tmp_path):
     evaluate = load_tool('evaluate')
     out = tmp_path / 'eval'
     evaluate.main(['--test-dir', str(toy_prepared / 'test'), '--out', str(out), '--no-lpips', '--figure-scenes', '2',
-                   '--crop', '32'])
+                   '--crop', '32', '--gain-corrected'])
     report = json.loads((out / 'metrics.json').read_text())
+    assert {'psnr_gain_corrected', 'level'} <= set(report['results']['oracle global gain']['mean'])
+    assert 'PSNR gain-corrected' in (out / 'metrics.md').read_text()
     assert set(report['results']) == {'low-light input', 'oracle global gain'}
     assert len(report['results']['low-light input']['per_scene']) == 4
     assert (out / 'comparison.png').is_file() and (out / 'detail_crops.png').is_file()

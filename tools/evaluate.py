@@ -15,7 +15,9 @@ Every model's options are found as ``tools/enhance.py`` finds them (``-opt`` wit
 ``--weights``, else the ``network_g`` stored in the checkpoint, else the options file of its experiment
 folder). The table always has two references: the low-light input and the oracle global gain
 (``g = <lq, gt> / <lq, lq>`` per image, which knows the ground truth). Scoring is BasicSR's: 8-bit
-outputs, crop_border 0, LPIPS with the VGG backbone (``--no-lpips`` to skip it). Each model gets the
+outputs, crop_border 0, LPIPS with the VGG backbone (``--no-lpips`` to skip it); ``--gain-corrected`` adds each
+output's PSNR after the oracle global gain and its brightness level (what of a PSNR difference is the level), and
+``--detail`` how much fine structure it reproduces. Each model gets the
 exposure contract it was trained with (``--exposure``: model, auto, none, or true: the true ratio
 from params.json), as ``tools/enhance.py`` and ``tools/test.py`` do.
 
@@ -104,6 +106,9 @@ def parse_args(argv=None):
                         help='scenes in the comparison figures (0: none)')
     parser.add_argument('--crop', type=int_at_least(1), default=160, help='side of the detail crops, pixels')
     parser.add_argument('--max-scenes', type=int_at_least(1), default=None, help='score only the first N scenes')
+    parser.add_argument('--gain-corrected', action='store_true',
+                        help='also report each output\'s PSNR after the oracle global gain (its brightness level '
+                             'taken out) and its level (output mean / ground-truth mean)')
     parser.add_argument('--detail', action='store_true',
                         help='also report how much fine structure each output reproduces (hf_corr, hf_gain)')
     parser.add_argument('--parts', action='store_true',
@@ -250,14 +255,16 @@ def main(argv=None):
     with tqdm(total=len(keys), desc='scenes', unit='scene', disable=None) as bar:
         try:
             results = evaluate_methods(args.test_dir, methods, lpips_fn, keys=keys, on_scene=on_scene, progress=bar,
-                                       detail=args.detail)
+                                       detail=args.detail, gain_corrected=args.gain_corrected)
         except (ValueError, FileNotFoundError) as err:  # a test image that decodes badly, named by faid_io
             raise SystemExit(f'error: {err}; prepare the test set again (tools/prepare_faid.py) or remove the scene')
     for label, per_scene in importance.items():
         results[label]['fusion'] = {'per_scene': per_scene, 'mean': summarise(per_scene)}
 
-    metrics = [m for m in ('psnr', 'ssim', 'lpips', 'hf_corr', 'hf_gain') if m in next(iter(results.values()))['mean']]
-    header = ['method'] + [m.upper() if m in ('psnr', 'ssim', 'lpips') else m for m in metrics] + ['s / image']
+    names = {'psnr': 'PSNR', 'ssim': 'SSIM', 'lpips': 'LPIPS', 'psnr_gain_corrected': 'PSNR gain-corrected'}
+    metrics = [m for m in ('psnr', 'ssim', 'lpips', 'psnr_gain_corrected', 'level', 'hf_corr', 'hf_gain')
+               if m in next(iter(results.values()))['mean']]
+    header = ['method'] + [names.get(m, m) for m in metrics] + ['s / image']
     rows = [[label] + [entry['mean'][m] for m in metrics] + [entry['seconds'] / len(keys)]
             for label, entry in results.items()]
     table = markdown_table(header, rows)

@@ -141,7 +141,8 @@ def evaluate_methods(test_dir, methods, lpips_fn=None, keys=None, on_scene=None,
         detail (bool): also report :func:`detail_scores` (``hf_corr``, ``hf_gain``).
         gain_corrected (bool): also report ``psnr_gain_corrected``, the PSNR of the output after the
             oracle global gain (:func:`oracle_gain`): its quality with its global brightness taken
-            out (which a single photo of unknown exposure cannot determine).
+            out (which a single photo of unknown exposure cannot determine); and ``level``, the mean of
+            the 8-bit output over the mean of the 8-bit ground truth (1: as bright as the truth).
     Returns:
         dict: label -> ``{'per_scene': {key: {metric: value}}, 'mean': {metric: value}, 'seconds': float}``.
     """
@@ -168,7 +169,9 @@ def evaluate_methods(test_dir, methods, lpips_fn=None, keys=None, on_scene=None,
                 results[label]['per_scene'][key].update(detail_scores(outputs[label], gt8))
             if gain_corrected:
                 corrected8 = to_image8(oracle_gain(output.clamp(0, 1), scene['gt']))
-                results[label]['per_scene'][key]['psnr_gain_corrected'] = float(calculate_psnr(corrected8, gt8, 0))
+                results[label]['per_scene'][key].update(
+                    psnr_gain_corrected=float(calculate_psnr(corrected8, gt8, 0)),
+                    level=float(outputs[label].mean(dtype=np.float64) / max(gt8.mean(dtype=np.float64), 1e-12)))
         if on_scene is not None:
             on_scene(key, scene, outputs)
         if progress is not None:
