@@ -343,6 +343,7 @@ def test_a_slow_method_saves_its_state_more_often_than_it_validates(tmp_path, mo
     assert recipes.checkpoint_interval(250, 0.01) == 250  # 2.5 minutes: as it was
     assert recipes.checkpoint_interval(4000, None) == 4000  # no record yet
     assert recipes.checkpoint_interval(3, 100.0) == 1
+    assert recipes.checkpoint_interval(6400, 398 / 128000, recipes.LOG_MINUTES) == 400  # FCDFN 256000's log lines
 
     class Started(Exception):
         pass
@@ -363,6 +364,7 @@ def test_a_slow_method_saves_its_state_more_often_than_it_validates(tmp_path, mo
     written = started.value.args[0]
     # at the slowest recorded speed, 0.02 min/it (the faster run's 0.01 would give 1000)
     assert written['val']['val_freq'] == 2000 and written['logger']['save_checkpoint_freq'] == 500
+    assert written['logger']['print_freq'] == 100  # 400 (a fortieth), halved to 2 minutes at 0.02 min/it
     assert recipes.options_digest(written) == recipes.options_digest(opt)  # records made before stay valid
 
 

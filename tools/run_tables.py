@@ -31,7 +31,8 @@ run or more often (:func:`checkpoint_interval`), when it is asked for again with
 ``--park`` copies that state into the records folder (``unfinished/<run>/``, committed), so that the run
 resumes on another machine. The tables and figures are written from the records alone: rows with missing
 seeds say so. While a run trains, its iteration, speed and newest toy validation are printed at each
-validation and every :data:`PROGRESS_MINUTES` (:class:`Progress`). ``--todo`` prints what the tables at
+validation and every :data:`PROGRESS_MINUTES` (:class:`Progress`; BasicSR logs a training line at least
+every :data:`LOG_MINUTES` at the method's recorded speed). ``--todo`` prints what the tables at
 converged budgets still lack (:func:`next_runs`): per row the next runs, their estimated minutes (less where
 a run is parked, or has gone further under ``--out`` on this machine) and the command that runs them.
 

@@ -45,6 +45,9 @@ CURVE_POINTS = 8
 #: A run saves its training state at least every this many minutes of its method's recorded speed
 #: (:func:`checkpoint_interval`), so that the end of a session (:func:`park`) loses little of a long run.
 SAVE_MINUTES = 15
+#: ... and logs its training line at least every this many minutes, so that its progress (``Progress``, which
+#: reads the logs) shows between validations: FCDFN's 256000 would log every 6400 iterations, 27 minutes here.
+LOG_MINUTES = 2
 
 
 def trained_as(method):
@@ -84,12 +87,12 @@ def run_options(method, seed, iters, crop, lr):
     return opt
 
 
-def checkpoint_interval(every, per_iteration):
+def checkpoint_interval(every, per_iteration, minutes=SAVE_MINUTES):
     """Iterations between a run's saved training states: ``every`` (its validation interval), halved until one
-    interval takes at most :data:`SAVE_MINUTES` at ``per_iteration`` minutes an iteration (the slowest recorded;
+    interval takes at most ``minutes`` at ``per_iteration`` minutes an iteration (the slowest recorded;
     None, not known yet: ``every``). FCDFN's 256000 saves every 4000 iterations instead of every 32000, which
-    took 100 minutes."""
-    while per_iteration and every > 1 and every * per_iteration > SAVE_MINUTES:
+    took 100 minutes. With :data:`LOG_MINUTES`, the same for its log interval."""
+    while per_iteration and every > 1 and every * per_iteration > minutes:
         every //= 2
     return every
 
