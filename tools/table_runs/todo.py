@@ -74,7 +74,9 @@ def todo_text(rows):
     unknown = [row[0] for row in rows if row[5] is None]
     total = (f'In all at least {least:.0f} minutes of one core ({least / 120:.1f} hours on two cores)'
              + (f', besides {", ".join(unknown)}' if unknown else '') + ', if every next budget check converges; '
-             'each check that does not adds a run of twice the budget and moves the row\'s seeds there.')
+             'each check that does not adds a run of twice the budget and moves the row\'s seeds there. '
+             'A check gates its row\'s seeds (FCDFN\'s also gates Table 2\'s runs): side by side, run the checks '
+             'first, the longest first, so that no core waits at the end.')
     return ('\n### What the tables still need\n\nThe next runs of each row at converged budgets (a row climbs its '
             'budget ladder with one seed, then needs every seed at its converged budget); minutes estimated from '
             'the method\'s recorded runs, one thread each (FCDFN\'s for a Table 2 variant); "least to '
