@@ -1,9 +1,11 @@
-"""tools/fusion_probe.py: the corruptions, and a short probe run with known answers."""
+"""tools/fusion_probe.py: the corruptions, a short probe run and the fusion anatomy, with known answers."""
+import os
+
 import pytest
 import torch
 import yaml
 
-from conftest import load_tool, write_options
+from conftest import REPO_ROOT, load_tool, write_options
 
 fusion_probe = load_tool('fusion_probe')
 
@@ -51,3 +53,61 @@ def test_probe_refuses_a_network_without_fusion_weights(tmp_path, toy_prepared):
     options = tiny_options(tmp_path, toy_prepared, fusion='add')
     with pytest.raises(ValueError, match='no fusion weights'):
         fusion_probe.probe(options, 'none', iters=1, crop=32, eval_every=1, seed=0)
+
+
+def test_scene_anatomy_tells_per_pixel_selection_from_a_rescale():
+    gt = torch.rand(1, 3, 8, 8) * 0.5 + 0.25
+    left = torch.zeros(1, 1, 8, 8)
+    left[..., :4] = 1
+    # selection: each branch right on its half and black on the other, the weights pick the right one
+    parts = {'lowlight': gt * left, 'flash': gt * (1 - left), 'importance': torch.cat([left, 1 - left], dim=1)}
+    parts['output'] = parts['importance'][:, :1] * parts['lowlight'] + parts['importance'][:, 1:] * parts['flash']
+    row = fusion_probe.scene_anatomy(parts, gt)
+    assert row['a_f'] == pytest.approx(0.5) and row['a_f_spatial_std'] > 0.4
+    assert row['psnr'] == pytest.approx(100, abs=1e-3)  # exact: the psnr floor
+    assert row['psnr_constant_weights'] == pytest.approx(fusion_probe.psnr(gt / 2, gt), abs=1e-4)
+    assert row['share_lowlight'] + row['share_flash'] == pytest.approx(1)
+    # a rescale: constant weights 3/4, 1/4, each branch scaled to make up for its weight
+    weights = torch.cat([torch.full_like(left, 0.75), torch.full_like(left, 0.25)], dim=1)
+    parts = {'lowlight': gt * 2 / 3, 'flash': gt * 2, 'importance': weights, 'output': gt.clone()}
+    row = fusion_probe.scene_anatomy(parts, gt)
+    assert row['a_f'] == pytest.approx(0.25) and row['a_f_spatial_std'] == pytest.approx(0, abs=1e-6)
+    assert row['level_lowlight'] == pytest.approx(2 / 3) and row['level_flash'] == pytest.approx(2)
+    assert row['share_lowlight'] == pytest.approx(0.5) and row['share_flash'] == pytest.approx(0.5)
+    assert row['psnr_constant_weights'] == pytest.approx(row['psnr'], abs=1e-3)
+
+
+def test_checkpoint_anatomy_reads_a_saved_model_on_a_test_set(tmp_path, toy_prepared):
+    from basicsr.archs import build_network
+    from fcdfn_plugin.utils.evaluation import list_test_scenes, read_test_scene
+
+    torch.set_num_threads(1)
+    with open(os.path.join(REPO_ROOT, 'options', 'fcdfn_demo.yml')) as handle:
+        network = dict(yaml.safe_load(handle)['network_g'], **TINY)
+    torch.manual_seed(0)
+    net = build_network(dict(network)).eval()
+    torch.save({'params': net.state_dict(), 'network_g': network}, tmp_path / 'tiny.pth')
+    test_dir = str(toy_prepared / 'test')
+    results = fusion_probe.checkpoint_anatomy([str(tmp_path / 'tiny.pth')], test_dir, progress=lambda _: None)
+    keys = list_test_scenes(test_dir)
+    result = results[str(tmp_path / 'tiny.pth')]
+    assert sorted(result['per_scene']) == keys
+    scene = read_test_scene(test_dir, keys[0])  # no exposure contract stored: the input as it is
+    with torch.no_grad():
+        importance = net.forward_parts(scene['lq'], scene['flash'])['importance']
+    assert result['per_scene'][keys[0]]['a_f'] == pytest.approx(float(importance[:, 1].mean()), abs=1e-6)
+    assert 'tiny.pth' in fusion_probe.anatomy_table(results)
+
+    network['fusion'] = 'add'
+    torch.save({'params': build_network(dict(network)).state_dict(), 'network_g': network}, tmp_path / 'add.pth')
+    with pytest.raises(ValueError, match='no fusion weights'):
+        fusion_probe.checkpoint_anatomy([str(tmp_path / 'add.pth')], test_dir)
+
+
+def test_checkpoint_mode_needs_a_test_set_and_existing_files(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        fusion_probe.main(['--out', str(tmp_path), '--checkpoints', str(tmp_path / 'a.pth')])
+    assert '--checkpoints needs --test-dir' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        fusion_probe.main(['--out', str(tmp_path), '--checkpoints', str(tmp_path / 'a.pth'), '--test-dir', 'x'])
+    assert 'no such file' in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""Why the adaptive fusion weights stay at 0.5: train FCDFN with one input made useless and watch A_f.
+"""Why the adaptive fusion weights stay at 0.5: train FCDFN with one input made useless and watch A_f; or read
+what the fusion of trained checkpoints does (``--checkpoints``).
 
 FCDFN fuses its two restored images as ``A_n * Ihat_n + A_f * Ihat_f`` with ``A_n + A_f = 1``
 (softmax, paper Eq. 6). In every model trained here A_f stays at its initial 0.5. This probe trains
@@ -18,6 +19,16 @@ branches' own gains and per-pixel kernels, which can scale each branch by themse
     python tools/fusion_probe.py --out fusion_probe --iters 600 [--corruptions none black_flash noise_lowlight]
 
 Writes ``<out>/fusion_probe.json`` and ``<out>/fusion_probe.png`` (A_f and branch gains over training).
+
+``--checkpoints`` instead reads trained models (e.g. the saved states of a long table run) on a prepared test
+set and says what their fusion does: the mean of A_f and its spread over the pixels, each branch's brightness
+level alone and its share of the output (``A * Ihat``, against the truth's mean), and the PSNR of the output
+beside the PSNR with A replaced by its per-image mean, which is what per-pixel selection is worth:
+
+    python tools/fusion_probe.py --out fusion_anatomy --test-dir datasets/toy_faid_prepared/test \
+        --checkpoints experiments/<run>/models/net_g_{4000,16000,28000}.pth
+
+Writes ``<out>/fusion_anatomy.json`` and ``.md``.
 """
 import argparse
 import json
@@ -64,6 +75,70 @@ def evaluate(net, contract, test_batch):
     return {'a_f': float(importance[:, 1].mean()), 'psnr': psnr(parts['output'], gt),
             'psnr_lowlight_branch': psnr(parts['lowlight'], gt), 'psnr_flash_branch': psnr(parts['flash'], gt),
             'gain_lowlight': float(net.log_gain[0].exp()), 'gain_flash': float(net.log_gain[1].exp())}
+
+
+def scene_anatomy(parts, gt):
+    """What the fusion of one scene does (``parts``: ``forward_parts`` of one image, ``gt`` (1,3,H,W)).
+
+    ``a_f`` and ``a_f_spatial_std``: the flash branch's weight, mean and spread over the pixels;
+    ``level_*``: each branch alone against the truth's mean (1 = as bright); ``share_*``: what the weighted
+    branch brings, ``mean(A * Ihat) / mean(gt)`` (the two add up to the output's level); ``psnr`` and
+    ``psnr_constant_weights``: the output, and the output with each weight map replaced by its mean over the
+    image, so that their difference is what the per-pixel variation of the weights is worth."""
+    importance = parts['importance']
+    truth = float(gt.mean())
+    weights = importance.mean((2, 3), keepdim=True)
+    constant = weights[:, :1] * parts['lowlight'] + weights[:, 1:] * parts['flash']
+    return {'a_f': float(importance[:, 1].mean()), 'a_f_spatial_std': float(importance[:, 1].std()),
+            'level_lowlight': float(parts['lowlight'].mean()) / truth,
+            'level_flash': float(parts['flash'].mean()) / truth,
+            'share_lowlight': float((importance[:, :1] * parts['lowlight']).mean()) / truth,
+            'share_flash': float((importance[:, 1:] * parts['flash']).mean()) / truth,
+            'psnr': psnr(parts['output'], gt), 'psnr_constant_weights': psnr(constant, gt)}
+
+
+@torch.no_grad()
+def checkpoint_anatomy(weights, test_dir, progress=print):
+    """:func:`scene_anatomy` of each scene of a prepared test set, for each checkpoint; returns
+    ``{checkpoint: {'mean': {...}, 'per_scene': {key: {...}}}}``. Each model gets its own exposure contract,
+    as ``tools/evaluate.py`` gives it."""
+    import fcdfn_plugin  # noqa: F401 (makes BasicSR importable, registers the arch)
+    from fcdfn_plugin.utils.evaluation import (exposure_for, list_test_scenes, read_test_params, read_test_scene,
+                                               scene_lowlight)
+    from fcdfn_plugin.utils.inference import build_trained_network
+
+    keys, params = list_test_scenes(test_dir), read_test_params(test_dir)
+    results = {}
+    for path in weights:
+        net, _ = build_trained_network(path, None, torch.device('cpu'))
+        if getattr(net, 'importance_head', None) is None:
+            raise ValueError(f'{path}: {type(net).__name__} has no fusion weights to read (FCDFNArch, fusion '
+                             'softmax or free)')
+        exposure = exposure_for(path, None, 'model')
+        per_scene = {}
+        for key in keys:
+            scene = dict(read_test_scene(test_dir, key), key=key, params=params.get(key, {}))
+            parts = net.forward_parts(scene_lowlight(scene, exposure), scene['flash'])
+            per_scene[key] = scene_anatomy(parts, scene['gt'])
+        mean = {name: float(np.mean([row[name] for row in per_scene.values()])) for name in next(iter(
+            per_scene.values()))}
+        results[path] = {'mean': mean, 'per_scene': per_scene}
+        progress(f'{path}: A_f {mean["a_f"]:.3f} (spatial std {mean["a_f_spatial_std"]:.3f}), PSNR {mean["psnr"]:.2f}, '
+                 f'constant weights {mean["psnr_constant_weights"]:.2f}')
+    return results
+
+
+ANATOMY_COLUMNS = ('a_f', 'a_f_spatial_std', 'level_lowlight', 'level_flash', 'share_lowlight', 'share_flash',
+                   'psnr', 'psnr_constant_weights')
+
+
+def anatomy_table(results):
+    """Markdown table of :func:`checkpoint_anatomy`'s means, one row per checkpoint."""
+    lines = ['| checkpoint | ' + ' | '.join(ANATOMY_COLUMNS) + ' |', '|---' * (len(ANATOMY_COLUMNS) + 1) + '|']
+    for path, result in results.items():
+        lines.append(f'| {osp.basename(path)} | ' + ' | '.join(f'{result["mean"][c]:.3f}' for c in ANATOMY_COLUMNS)
+                     + ' |')
+    return '\n'.join(lines) + '\n'
 
 
 def probe(options, corruption, iters, crop, eval_every, seed, progress=print):
@@ -148,7 +223,27 @@ def main(argv=None):
     parser.add_argument('--crop', type=int, default=64)
     parser.add_argument('--eval-every', type=int, default=100)
     parser.add_argument('--seed', type=int, default=10)
+    parser.add_argument('--checkpoints', nargs='+', metavar='WEIGHTS',
+                        help='instead of training: read these trained models on --test-dir (see above)')
+    parser.add_argument('--test-dir', help='with --checkpoints: a prepared test set (lq/, flash/, gt/)')
     args = parser.parse_args(argv)
+    if args.checkpoints:
+        if not args.test_dir:
+            parser.error('--checkpoints needs --test-dir (a prepared test set: lq/, flash/, gt/)')
+        missing = [path for path in args.checkpoints if not osp.isfile(path)]
+        if missing:
+            parser.error(f'--checkpoints: no such file: {", ".join(missing)}')
+        results = checkpoint_anatomy(args.checkpoints, args.test_dir)
+        os.makedirs(args.out, exist_ok=True)
+        with open(osp.join(args.out, 'fusion_anatomy.json'), 'w') as handle:
+            json.dump({'test_dir': args.test_dir, 'results': results}, handle, indent=1)
+        table = anatomy_table(results)
+        with open(osp.join(args.out, 'fusion_anatomy.md'), 'w') as handle:
+            handle.write(table)
+        print(table + f'Wrote {osp.join(args.out, "fusion_anatomy.json")} and fusion_anatomy.md')
+        return
+    if args.test_dir:
+        parser.error('--test-dir goes with --checkpoints')
     if args.iters < 1 or args.eval_every < 1:
         parser.error('--iters and --eval-every must be positive')
     with open(args.opt) as handle:
