@@ -338,12 +338,12 @@ def test_a_slow_method_saves_its_state_more_often_than_it_validates(tmp_path, mo
     """A run saves a training state at least every SAVE_MINUTES of its method's recorded speed (halving its
     validation interval), so a session's end loses little; the options file tools/train.py reads says so."""
     assert recipes.SAVE_MINUTES == 15
-    assert recipes.checkpoint_interval(32000, 398 / 128000) == 4000  # FCDFN's 256000 check on its 128000's speed
-    assert recipes.checkpoint_interval(500, 83 / 2000) == 250  # DSN's 4000 check
-    assert recipes.checkpoint_interval(250, 0.01) == 250  # 2.5 minutes: as it was
-    assert recipes.checkpoint_interval(4000, None) == 4000  # no record yet
-    assert recipes.checkpoint_interval(3, 100.0) == 1
-    assert recipes.checkpoint_interval(6400, 398 / 128000, recipes.LOG_MINUTES) == 400  # FCDFN 256000's log lines
+    assert recipes.bounded_interval(32000, 398 / 128000) == 4000  # FCDFN's 256000 check on its 128000's speed
+    assert recipes.bounded_interval(500, 83 / 2000) == 250  # DSN's 4000 check
+    assert recipes.bounded_interval(250, 0.01) == 250  # 2.5 minutes: as it was
+    assert recipes.bounded_interval(4000, None) == 4000  # no record yet
+    assert recipes.bounded_interval(3, 100.0) == 1
+    assert recipes.bounded_interval(6400, 398 / 128000, recipes.LOG_MINUTES) == 400  # FCDFN 256000's log lines
 
     class Started(Exception):
         pass

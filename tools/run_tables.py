@@ -27,7 +27,7 @@ its scores, validation curve, rate, wall time and a digest of its options. A run
 run again, so the tables can be completed a piece at a time, on different machines; a record whose
 options digest no longer matches the presets is an error (delete it to run it again). A run stopped
 before its end (the end of a session) resumes from its last training state, saved every eighth of the
-run or more often (:func:`checkpoint_interval`), when it is asked for again with the same ``--out``;
+run or more often (:func:`bounded_interval`), when it is asked for again with the same ``--out``;
 ``--park`` copies that state into the records folder (``unfinished/<run>/``, committed), so that the run
 resumes on another machine. The tables and figures are written from the records alone: rows with missing
 seeds say so. While a run trains, its iteration, speed and newest toy validation are printed at each

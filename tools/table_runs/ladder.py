@@ -165,7 +165,7 @@ def minutes_per_iteration(records, method, crop, pick=min):
     less a part, with runs at larger budgets), over its one-thread runs at the largest budget recorded (the
     per-run costs, validation and start, weigh least there): ``pick`` of them, the fastest for the todo's "at
     least" (a run on a slower or busier machine does not raise it), the slowest where a slow machine must not
-    be underestimated (:func:`checkpoint_interval`); None without any run."""
+    be underestimated (:func:`bounded_interval`); None without any run."""
     name = trained_as(method)
     runs = [r for r in records.values() if r.get('method') == name and r['crop'] == crop and r.get('threads', 1) == 1]
     if not runs:

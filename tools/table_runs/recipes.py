@@ -43,7 +43,7 @@ SWEEP_RATES = (1e-4, 3e-4, 1e-3)
 #: Validations per run (the curve): every eighth of the schedule.
 CURVE_POINTS = 8
 #: A run saves its training state at least every this many minutes of its method's recorded speed
-#: (:func:`checkpoint_interval`), so that the end of a session (:func:`park`) loses little of a long run.
+#: (:func:`bounded_interval`), so that the end of a session (:func:`park`) loses little of a long run.
 SAVE_MINUTES = 15
 #: ... and logs its training line at least every this many minutes, so that its progress (``Progress``, which
 #: reads the logs) shows between validations: FCDFN's 256000 would log every 6400 iterations, 27 minutes here.
@@ -73,7 +73,7 @@ def run_options(method, seed, iters, crop, lr):
     """Options of one run: the method's preset with this seed, length (milestones keep their place in
     the schedule), crop and rate; validation and a training state every eighth of the run (a run
     stopped by the end of a session resumes from its last state when run_tables is called again;
-    :meth:`Runner.train` saves more often where the method is slow, :func:`checkpoint_interval`)."""
+    :meth:`Runner.train` saves more often where the method is slow, :func:`bounded_interval`)."""
     opt = method_options(method)
     opt['manual_seed'] = seed
     opt['datasets']['train'].update(seed=seed, crop_size=crop)
@@ -87,11 +87,11 @@ def run_options(method, seed, iters, crop, lr):
     return opt
 
 
-def checkpoint_interval(every, per_iteration, minutes=SAVE_MINUTES):
-    """Iterations between a run's saved training states: ``every`` (its validation interval), halved until one
-    interval takes at most ``minutes`` at ``per_iteration`` minutes an iteration (the slowest recorded;
-    None, not known yet: ``every``). FCDFN's 256000 saves every 4000 iterations instead of every 32000, which
-    took 100 minutes. With :data:`LOG_MINUTES`, the same for its log interval."""
+def bounded_interval(every, per_iteration, minutes=SAVE_MINUTES):
+    """Iterations between a run's saved training states (or, with :data:`LOG_MINUTES`, its log lines): ``every``
+    (the preset's interval), halved until one interval takes at most ``minutes`` at ``per_iteration`` minutes an
+    iteration (the slowest recorded; None, not known yet: ``every``). FCDFN's 256000 saves every 4000 iterations
+    instead of every 32000, which took 100 minutes, and logs every 400 instead of every 6400."""
     while per_iteration and every > 1 and every * per_iteration > minutes:
         every //= 2
     return every

@@ -15,7 +15,7 @@ import yaml
 from .experiments import (finished_log, latest_state, log_minutes, parked_info, parsed_validation_curve, segment_cpus,
                           segment_logs, set_aside_unvalidated, unfinished_dir, validation_curve)
 from .ladder import CONVERGED_DB, curve_gain, minutes_per_iteration
-from .recipes import LOG_MINUTES, METRICS, REPO, checkpoint_interval, options_digest, run_name, run_options
+from .recipes import LOG_MINUTES, METRICS, REPO, bounded_interval, options_digest, run_name, run_options
 from .store import real_set_name, test_set_digest, write_json
 
 #: A training run's progress is printed at each new validation and at least every this many minutes.
@@ -145,8 +145,8 @@ class Runner:
         with self.lock:  # other threads add records
             per_iteration = minutes_per_iteration(self.records, method, self.crop, pick=max)
         logger = opt['logger']
-        logger['save_checkpoint_freq'] = checkpoint_interval(logger['save_checkpoint_freq'], per_iteration)
-        logger['print_freq'] = checkpoint_interval(logger['print_freq'], per_iteration, LOG_MINUTES)
+        logger['save_checkpoint_freq'] = bounded_interval(logger['save_checkpoint_freq'], per_iteration)
+        logger['print_freq'] = bounded_interval(logger['print_freq'], per_iteration, LOG_MINUTES)
         run_dir = osp.join(self.out, 'runs', name)
         os.makedirs(run_dir, exist_ok=True)
         log = finished_log(self.out, name)
