@@ -104,10 +104,18 @@ def test_checkpoint_anatomy_reads_a_saved_model_on_a_test_set(tmp_path, toy_prep
         fusion_probe.checkpoint_anatomy([str(tmp_path / 'add.pth')], test_dir)
 
 
-def test_checkpoint_mode_needs_a_test_set_and_existing_files(tmp_path, capsys):
+def test_checkpoint_mode_refuses_bad_arguments_before_any_work(tmp_path, capsys):
     with pytest.raises(SystemExit):
         fusion_probe.main(['--out', str(tmp_path), '--checkpoints', str(tmp_path / 'a.pth')])
     assert '--checkpoints needs --test-dir' in capsys.readouterr().err
     with pytest.raises(SystemExit):
         fusion_probe.main(['--out', str(tmp_path), '--checkpoints', str(tmp_path / 'a.pth'), '--test-dir', 'x'])
     assert 'no such file' in capsys.readouterr().err
+    (tmp_path / 'a.pth').write_bytes(b'')
+    with pytest.raises(SystemExit, match=r'error: .*lq: missing; a test set holds lq/'):
+        fusion_probe.main(['--out', str(tmp_path), '--checkpoints', str(tmp_path / 'a.pth'), '--test-dir',
+                           str(tmp_path)])
+    (tmp_path / 'fusion_anatomy.json').write_text('{}')
+    with pytest.raises(SystemExit):
+        fusion_probe.main(['--out', str(tmp_path), '--checkpoints', str(tmp_path / 'a.pth'), '--test-dir', 'x'])
+    assert 'fusion_anatomy.json exists; pass --overwrite' in capsys.readouterr().err

@@ -226,14 +226,22 @@ def main(argv=None):
     parser.add_argument('--checkpoints', nargs='+', metavar='WEIGHTS',
                         help='instead of training: read these trained models on --test-dir (see above)')
     parser.add_argument('--test-dir', help='with --checkpoints: a prepared test set (lq/, flash/, gt/)')
+    parser.add_argument('--overwrite', action='store_true', help='replace the results of an earlier call in --out')
     args = parser.parse_args(argv)
+    written = osp.join(args.out, 'fusion_anatomy.json' if args.checkpoints else 'fusion_probe.json')
+    if osp.exists(written) and not args.overwrite:
+        parser.error(f'{written} exists; pass --overwrite to replace it, or another --out')
     if args.checkpoints:
         if not args.test_dir:
             parser.error('--checkpoints needs --test-dir (a prepared test set: lq/, flash/, gt/)')
         missing = [path for path in args.checkpoints if not osp.isfile(path)]
         if missing:
             parser.error(f'--checkpoints: no such file: {", ".join(missing)}')
-        results = checkpoint_anatomy(args.checkpoints, args.test_dir)
+        from fcdfn_plugin.utils.inference import InferenceSetupError
+        try:
+            results = checkpoint_anatomy(args.checkpoints, args.test_dir)
+        except (FileNotFoundError, ValueError, InferenceSetupError) as err:  # no test set, a bad image or model
+            raise SystemExit(f'error: {err}')
         os.makedirs(args.out, exist_ok=True)
         with open(osp.join(args.out, 'fusion_anatomy.json'), 'w') as handle:
             json.dump({'test_dir': args.test_dir, 'results': results}, handle, indent=1)
