@@ -1,4 +1,5 @@
 """tools/fusion_probe.py: the corruptions, a short probe run and the fusion anatomy, with known answers."""
+import json
 import os
 
 import pytest
@@ -97,6 +98,11 @@ def test_checkpoint_anatomy_reads_a_saved_model_on_a_test_set(tmp_path, toy_prep
         importance = net.forward_parts(scene['lq'], scene['flash'])['importance']
     assert result['per_scene'][keys[0]]['a_f'] == pytest.approx(float(importance[:, 1].mean()), abs=1e-6)
     assert 'tiny.pth' in fusion_probe.anatomy_table(results)
+    fusion_probe.main(['--out', str(tmp_path / 'out'), '--checkpoints', str(tmp_path / 'tiny.pth'), '--test-dir',
+                       test_dir])
+    with open(tmp_path / 'out' / 'fusion_anatomy.json') as handle:
+        assert json.load(handle)['results'] == results  # the same model and scenes: the same numbers
+    assert (tmp_path / 'out' / 'fusion_anatomy.png').stat().st_size > 10000
 
     network['fusion'] = 'add'
     torch.save({'params': build_network(dict(network)).state_dict(), 'network_g': network}, tmp_path / 'add.pth')

@@ -28,7 +28,7 @@ beside the PSNR with A replaced by its per-image mean, which is what per-pixel s
     python tools/fusion_probe.py --out fusion_anatomy --test-dir datasets/toy_faid_prepared/test \
         --checkpoints experiments/<run>/models/net_g_{4000,16000,28000}.pth
 
-Writes ``<out>/fusion_anatomy.json`` and ``.md``.
+Writes ``<out>/fusion_anatomy.json``, ``.md`` and ``.png``.
 """
 import argparse
 import json
@@ -141,6 +141,38 @@ def anatomy_table(results):
     return '\n'.join(lines) + '\n'
 
 
+def plot_anatomy(results, out_path):
+    """Figure of :func:`checkpoint_anatomy`: A_f (mean, +- its spread over the pixels) and what constant weights
+    change in PSNR, one point per checkpoint in the given order."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    labels = [osp.splitext(osp.basename(path))[0] for path in results]
+    means = [result['mean'] for result in results.values()]
+    x = np.arange(len(labels))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    a_f, spread = np.array([m['a_f'] for m in means]), np.array([m['a_f_spatial_std'] for m in means])
+    axes[0].plot(x, a_f, marker='o')
+    axes[0].fill_between(x, a_f - spread, a_f + spread, alpha=0.25, label='+- spread over the pixels')
+    axes[0].axhline(0.5, color='grey', linewidth=0.8)
+    axes[0].set_title('flash weight A_f')
+    for branch, style in (('lowlight', '-'), ('flash', '--')):
+        axes[1].plot(x, [m[f'level_{branch}'] for m in means], style, marker='o', label=f'{branch} branch: level')
+        axes[1].plot(x, [m[f'share_{branch}'] for m in means], style, marker='s', label=f'{branch} branch: share')
+    axes[1].set_title('branch brightness alone (level) and in the output (share), / truth')
+    axes[2].bar(x, [m['psnr_constant_weights'] - m['psnr'] for m in means])
+    axes[2].axhline(0, color='grey', linewidth=0.8)
+    axes[2].set_title('PSNR with constant weights - PSNR (dB)')
+    for ax in axes:
+        ax.set_xticks(x, labels, rotation=30, ha='right', fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=100)
+    plt.close(fig)
+
+
 def probe(options, corruption, iters, crop, eval_every, seed, progress=print):
     """Train a fresh network of ``options`` with ``corruption``; returns the logged curve (list of dicts)."""
     import fcdfn_plugin  # noqa: F401 (registers the arch, loss and dataset)
@@ -248,7 +280,8 @@ def main(argv=None):
         table = anatomy_table(results)
         with open(osp.join(args.out, 'fusion_anatomy.md'), 'w') as handle:
             handle.write(table)
-        print(table + f'Wrote {osp.join(args.out, "fusion_anatomy.json")} and fusion_anatomy.md')
+        plot_anatomy(results, osp.join(args.out, 'fusion_anatomy.png'))
+        print(table + f'Wrote {osp.join(args.out, "fusion_anatomy.json")}, .md and .png')
         return
     if args.test_dir:
         parser.error('--test-dir goes with --checkpoints')
