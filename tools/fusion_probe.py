@@ -2,7 +2,8 @@
 what the fusion of trained checkpoints does (``--checkpoints``).
 
 FCDFN fuses its two restored images as ``A_n * Ihat_n + A_f * Ihat_f`` with ``A_n + A_f = 1``
-(softmax, paper Eq. 6). In every model trained here A_f stays at its initial 0.5. This probe trains
+(softmax, paper Eq. 6). In every model trained for a few thousand iterations here A_f stays at its initial 0.5
+(longer runs drift: ``--checkpoints``, docs/DESIGN.md "The fusion weights"). This probe trains
 the network of an options file (default: the demo's) on its training data, with one input corrupted
 in every batch, training and test alike:
 
@@ -142,8 +143,8 @@ def anatomy_table(results):
 
 
 def plot_anatomy(results, out_path):
-    """Figure of :func:`checkpoint_anatomy`: A_f (mean, +- its spread over the pixels) and what constant weights
-    change in PSNR, one point per checkpoint in the given order."""
+    """Figure of :func:`checkpoint_anatomy`, one point per checkpoint in the given order: A_f (mean, +- its spread
+    over the pixels), each branch's level and share, and what constant weights change in PSNR."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
