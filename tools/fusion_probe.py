@@ -105,7 +105,7 @@ def checkpoint_anatomy(weights, test_dir, progress=print):
     as ``tools/evaluate.py`` gives it."""
     import fcdfn_plugin  # noqa: F401 (makes BasicSR importable, registers the arch)
     from fcdfn_plugin.utils.evaluation import (exposure_for, list_test_scenes, read_test_params, read_test_scene,
-                                               scene_lowlight)
+                                               scene_lowlight, summarise)
     from fcdfn_plugin.utils.inference import build_trained_network
 
     keys, params = list_test_scenes(test_dir), read_test_params(test_dir)
@@ -121,8 +121,7 @@ def checkpoint_anatomy(weights, test_dir, progress=print):
             scene = dict(read_test_scene(test_dir, key), key=key, params=params.get(key, {}))
             parts = net.forward_parts(scene_lowlight(scene, exposure), scene['flash'])
             per_scene[key] = scene_anatomy(parts, scene['gt'])
-        mean = {name: float(np.mean([row[name] for row in per_scene.values()])) for name in next(iter(
-            per_scene.values()))}
+        mean = summarise(per_scene)
         results[path] = {'mean': mean, 'per_scene': per_scene}
         progress(f'{path}: A_f {mean["a_f"]:.3f} (spatial std {mean["a_f_spatial_std"]:.3f}), PSNR {mean["psnr"]:.2f}, '
                  f'constant weights {mean["psnr_constant_weights"]:.2f}')
@@ -134,12 +133,12 @@ ANATOMY_COLUMNS = ('a_f', 'a_f_spatial_std', 'level_lowlight', 'level_flash', 's
 
 
 def anatomy_table(results):
-    """Markdown table of :func:`checkpoint_anatomy`'s means, one row per checkpoint."""
-    lines = ['| checkpoint | ' + ' | '.join(ANATOMY_COLUMNS) + ' |', '|---' * (len(ANATOMY_COLUMNS) + 1) + '|']
-    for path, result in results.items():
-        lines.append(f'| {osp.basename(path)} | ' + ' | '.join(f'{result["mean"][c]:.3f}' for c in ANATOMY_COLUMNS)
-                     + ' |')
-    return '\n'.join(lines) + '\n'
+    """Markdown table of :func:`checkpoint_anatomy`'s means, one row per checkpoint (3 decimals)."""
+    from fcdfn_plugin.utils.report import markdown_table
+
+    return markdown_table(('checkpoint',) + ANATOMY_COLUMNS, [
+        [osp.basename(path)] + [f'{result["mean"][column]:.3f}' for column in ANATOMY_COLUMNS]
+        for path, result in results.items()])
 
 
 def plot_anatomy(results, out_path):
@@ -276,13 +275,13 @@ def main(argv=None):
         except (FileNotFoundError, ValueError, InferenceSetupError) as err:  # no test set, a bad image or model
             raise SystemExit(f'error: {err}')
         os.makedirs(args.out, exist_ok=True)
-        with open(osp.join(args.out, 'fusion_anatomy.json'), 'w') as handle:
+        with open(written, 'w') as handle:
             json.dump({'test_dir': args.test_dir, 'results': results}, handle, indent=1)
         table = anatomy_table(results)
         with open(osp.join(args.out, 'fusion_anatomy.md'), 'w') as handle:
             handle.write(table)
         plot_anatomy(results, osp.join(args.out, 'fusion_anatomy.png'))
-        print(table + f'Wrote {osp.join(args.out, "fusion_anatomy.json")}, .md and .png')
+        print(table + f'Wrote {written}, .md and .png')
         return
     if args.test_dir:
         parser.error('--test-dir goes with --checkpoints')
