@@ -78,10 +78,12 @@ def test_scene_anatomy_tells_per_pixel_selection_from_a_rescale():
     assert row['psnr_constant_weights'] == pytest.approx(row['psnr'], abs=1e-3)
 
 
-def test_gt_mean_psnr_leaves_out_brightness_but_not_selection():
+def test_gain_corrected_psnr_leaves_out_brightness_but_not_selection():
+    from fcdfn_plugin.utils.evaluation import linear_to_srgb, srgb_to_linear
+
     gt = torch.rand(1, 3, 8, 8) * 0.5 + 0.25
-    assert fusion_probe.psnr_gt_mean(gt * 0.6, gt) == pytest.approx(100, abs=1e-3)  # a brightness error only
-    assert fusion_probe.psnr(gt * 0.6, gt) < 25
+    darker = torch.from_numpy(linear_to_srgb(0.4 * srgb_to_linear(gt.numpy())))  # the same light, 40 %
+    assert fusion_probe.psnr_gain_corrected(darker, gt) > 80 > 25 > fusion_probe.psnr(darker, gt)
     # selection: each branch right on its half and another image of the same mean on the other half; the
     # weights pick the right one; their per-image mean blends in the wrong image, which no gain undoes
     other = gt.flip(-1).flip(-2)
@@ -90,10 +92,11 @@ def test_gt_mean_psnr_leaves_out_brightness_but_not_selection():
     parts = {'lowlight': gt * left + other * (1 - left), 'flash': other * left + gt * (1 - left),
              'importance': torch.cat([left, 1 - left], dim=1), 'output': gt.clone()}
     row = fusion_probe.scene_anatomy(parts, gt)
-    assert row['psnr_gt_mean'] == pytest.approx(100, abs=1e-3)
-    assert row['psnr_constant_weights_gt_mean'] == pytest.approx(
-        fusion_probe.psnr((gt + other) / 2 * float(gt.mean() / ((gt + other) / 2).mean()), gt), abs=1e-4)
-    assert row['psnr_constant_weights_gt_mean'] < 40
+    assert row['psnr_gain_corrected'] > 80
+    assert row['psnr_constant_weights_gain_corrected'] < 40
+    # the blend is already as bright as the truth: the gain changes little
+    blend = fusion_probe.psnr((gt + other) / 2, gt)
+    assert row['psnr_constant_weights_gain_corrected'] == pytest.approx(blend, abs=0.5)
 
 
 def test_checkpoint_anatomy_reads_a_saved_model_on_a_test_set(tmp_path, toy_prepared):

@@ -25,8 +25,8 @@ Writes ``<out>/fusion_probe.json`` and ``<out>/fusion_probe.png`` (A_f and branc
 set and says what their fusion does: the mean of A_f and its spread over the pixels, each branch's brightness
 level alone and its share of the output (``A * Ihat``, against the truth's mean), and the PSNR of the output
 beside the PSNR with A replaced by its per-image mean, which is what per-pixel selection is worth; and the
-same pair as GT-mean PSNR (each image scaled by one gain to the truth's mean first), which leaves out what the
-weights' variation does to the output's overall brightness:
+same pair gain-corrected (each output scaled first by the oracle global gain, as ``tools/evaluate.py
+--gain-corrected`` scores), which leaves out what the weights' variation does to the output's brightness:
 
     python tools/fusion_probe.py --out fusion_anatomy --test-dir datasets/toy_faid_prepared/test \
         --checkpoints experiments/<run>/models/net_g_{4000,16000,28000}.pth
@@ -66,11 +66,13 @@ def psnr(image, target):
     return float((10 * torch.log10(1 / mse.clamp(min=1e-10))).mean())
 
 
-def psnr_gt_mean(image, target):
-    """PSNR after scaling each image to the truth's mean (low-light enhancement's "GT-mean" PSNR): what is left
-    when the output's overall brightness is set right, so a brightness error does not count."""
-    gain = target.flatten(1).mean(1) / image.flatten(1).mean(1).clamp(min=1e-6)
-    return psnr(image * gain.view(-1, *[1] * (image.dim() - 1)), target)
+def psnr_gain_corrected(image, target):
+    """PSNR after the oracle global gain (``evaluation.oracle_gain``, as ``tools/evaluate.py --gain-corrected``
+    scores): what is left when the output's overall brightness is set right, so a brightness error does not
+    count."""
+    from fcdfn_plugin.utils.evaluation import oracle_gain
+
+    return psnr(oracle_gain(image.clamp(0, 1), target), target)
 
 
 @torch.no_grad()
@@ -94,8 +96,8 @@ def scene_anatomy(parts, gt):
     ``level_*``: each branch alone against the truth's mean (1 = as bright); ``share_*``: what the weighted
     branch brings, ``mean(A * Ihat) / mean(gt)`` (the two add up to the output's level); ``psnr`` and
     ``psnr_constant_weights``: the output, and the output with each weight map replaced by its mean over the
-    image, so that their difference is what the per-pixel variation of the weights is worth; the ``*_gt_mean``
-    pair: the same two after :func:`psnr_gt_mean`'s brightness match, so that a change of the output's overall
+    image, so that their difference is what the per-pixel variation of the weights is worth; the ``*_gain_corrected``
+    pair: the same two after :func:`psnr_gain_corrected`'s brightness match, so that a change of the output's overall
     level (which the weights' variation also brings, and which helps or hurts with the output's brightness
     error) is not counted as selection."""
     importance = parts['importance']
@@ -108,8 +110,8 @@ def scene_anatomy(parts, gt):
             'share_lowlight': float((importance[:, :1] * parts['lowlight']).mean()) / truth,
             'share_flash': float((importance[:, 1:] * parts['flash']).mean()) / truth,
             'psnr': psnr(parts['output'], gt), 'psnr_constant_weights': psnr(constant, gt),
-            'psnr_gt_mean': psnr_gt_mean(parts['output'], gt),
-            'psnr_constant_weights_gt_mean': psnr_gt_mean(constant, gt)}
+            'psnr_gain_corrected': psnr_gain_corrected(parts['output'], gt),
+            'psnr_constant_weights_gain_corrected': psnr_gain_corrected(constant, gt)}
 
 
 @torch.no_grad()
@@ -138,13 +140,15 @@ def checkpoint_anatomy(weights, test_dir, progress=print):
         mean = summarise(per_scene)
         results[path] = {'mean': mean, 'per_scene': per_scene}
         progress(f'{path}: A_f {mean["a_f"]:.3f} (spatial std {mean["a_f_spatial_std"]:.3f}), PSNR {mean["psnr"]:.2f}, '
-                 f'constant weights {mean["psnr_constant_weights"]:.2f}; GT-mean PSNR {mean["psnr_gt_mean"]:.2f}, '
-                 f'constant weights {mean["psnr_constant_weights_gt_mean"]:.2f}')
+                 f'constant weights {mean["psnr_constant_weights"]:.2f}; gain-corrected PSNR '
+                 f'{mean["psnr_gain_corrected"]:.2f}, constant weights '
+                 f'{mean["psnr_constant_weights_gain_corrected"]:.2f}')
     return results
 
 
 ANATOMY_COLUMNS = ('a_f', 'a_f_spatial_std', 'level_lowlight', 'level_flash', 'share_lowlight', 'share_flash',
-                   'psnr', 'psnr_constant_weights', 'psnr_gt_mean', 'psnr_constant_weights_gt_mean')
+                   'psnr', 'psnr_constant_weights', 'psnr_gain_corrected',
+                   'psnr_constant_weights_gain_corrected')
 
 
 def anatomy_table(results):
@@ -158,7 +162,8 @@ def anatomy_table(results):
 
 def plot_anatomy(results, out_path):
     """Figure of :func:`checkpoint_anatomy`, one point per checkpoint in the given order: A_f (mean, +- its spread
-    over the pixels), each branch's level and share, and what constant weights change in PSNR and GT-mean PSNR."""
+    over the pixels), each branch's level and share, and what constant weights change in PSNR and in
+    gain-corrected PSNR."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -177,8 +182,8 @@ def plot_anatomy(results, out_path):
         axes[1].plot(x, [m[f'share_{branch}'] for m in means], style, marker='s', label=f'{branch} branch: share')
     axes[1].set_title('branch brightness alone (level) and in the output (share), / truth')
     axes[2].bar(x - 0.2, [m['psnr_constant_weights'] - m['psnr'] for m in means], width=0.4, label='PSNR')
-    axes[2].bar(x + 0.2, [m['psnr_constant_weights_gt_mean'] - m['psnr_gt_mean'] for m in means], width=0.4,
-                label='GT-mean PSNR (brightness matched)')
+    axes[2].bar(x + 0.2, [m['psnr_constant_weights_gain_corrected'] - m['psnr_gain_corrected'] for m in means],
+                width=0.4, label='gain-corrected PSNR')
     axes[2].axhline(0, color='grey', linewidth=0.8)
     axes[2].set_title('with constant weights - as trained (dB)')
     for ax in axes:
