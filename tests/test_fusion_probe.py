@@ -79,7 +79,7 @@ def test_scene_anatomy_tells_per_pixel_selection_from_a_rescale():
 
 
 def test_gain_corrected_psnr_leaves_out_brightness_but_not_selection():
-    from fcdfn_plugin.utils.evaluation import linear_to_srgb, srgb_to_linear
+    from fcdfn_plugin.data.degradation import linear_to_srgb, srgb_to_linear
 
     gt = torch.rand(1, 3, 8, 8) * 0.5 + 0.25
     darker = torch.from_numpy(linear_to_srgb(0.4 * srgb_to_linear(gt.numpy())))  # the same light, 40 %
