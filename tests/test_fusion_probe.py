@@ -146,3 +146,36 @@ def test_checkpoint_mode_refuses_bad_arguments_before_any_work(tmp_path, capsys)
     with pytest.raises(SystemExit):
         fusion_probe.main(['--out', str(tmp_path), '--checkpoints', str(tmp_path / 'a.pth'), '--test-dir', 'x'])
     assert 'fusion_anatomy.json exists; pass --overwrite' in capsys.readouterr().err
+
+
+def test_merge_joins_states_read_one_at_a_time_in_the_order_given(tmp_path, capsys):
+    columns = fusion_probe.ANATOMY_COLUMNS
+    for index, (folder, test_dir) in enumerate((('a', 'toy/test'), ('b', 'toy/test/'), ('c', 'real/test'))):
+        os.makedirs(tmp_path / folder)
+        result = {'mean': {column: 0.5 + index for column in columns}, 'per_scene': {}}
+        with open(tmp_path / folder / 'fusion_anatomy.json', 'w') as handle:
+            json.dump({'test_dir': test_dir, 'results': {f'run/models/net_g_{8000 - 4000 * index}.pth': result}},
+                      handle)
+    fusion_probe.main(['--out', str(tmp_path / 'ba'), '--merge', str(tmp_path / 'b'), str(tmp_path / 'a')])
+    with open(tmp_path / 'ba' / 'fusion_anatomy.json') as handle:
+        merged = json.load(handle)
+    assert merged['test_dir'] == 'toy/test/'
+    assert list(merged['results']) == ['run/models/net_g_4000.pth', 'run/models/net_g_8000.pth']
+    assert [r['mean']['a_f'] for r in merged['results'].values()] == [1.5, 0.5]
+    table = (tmp_path / 'ba' / 'fusion_anatomy.md').read_text()
+    assert table.index('net_g_4000.pth') < table.index('net_g_8000.pth') and '| 1.500 |' in table
+    assert (tmp_path / 'ba' / 'fusion_anatomy.png').stat().st_size > 10000
+    capsys.readouterr()
+    with pytest.raises(SystemExit, match='merge one test set at a time'):
+        fusion_probe.main(['--out', str(tmp_path / 'ac'), '--merge', str(tmp_path / 'a'), str(tmp_path / 'c')])
+    with pytest.raises(SystemExit, match='net_g_8000.pth is also in an earlier folder'):
+        fusion_probe.main(['--out', str(tmp_path / 'aa'), '--merge', str(tmp_path / 'a'), str(tmp_path / 'a')])
+    with pytest.raises(SystemExit, match='d/fusion_anatomy.json: no such file'):
+        fusion_probe.main(['--out', str(tmp_path / 'ad'), '--merge', str(tmp_path / 'a'), str(tmp_path / 'd')])
+    assert not any((tmp_path / name).exists() for name in ('ac', 'aa', 'ad'))  # nothing written on an error
+    with pytest.raises(SystemExit):
+        fusion_probe.main(['--out', str(tmp_path / 'ba'), '--merge', str(tmp_path / 'a')])
+    assert 'fusion_anatomy.json exists; pass --overwrite' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        fusion_probe.main(['--out', str(tmp_path / 'x'), '--merge', str(tmp_path / 'a'), '--test-dir', 'toy/test'])
+    assert '--merge reads finished --checkpoints outputs' in capsys.readouterr().err

@@ -31,7 +31,10 @@ same pair gain-corrected (each output scaled first by the oracle global gain, as
     python tools/fusion_probe.py --out fusion_anatomy --test-dir datasets/toy_faid_prepared/test \
         --checkpoints experiments/<run>/models/net_g_{4000,16000,28000}.pth
 
-Writes ``<out>/fusion_anatomy.json``, ``.md`` and ``.png``.
+Writes ``<out>/fusion_anatomy.json``, ``.md`` and ``.png``. Read a state at a time as a run advances, the
+outputs of several calls on one test set merge into one table and figure, in the order given:
+
+    python tools/fusion_probe.py --out fusion_anatomy_all --merge anatomy_100000 anatomy_104000 ...
 """
 import argparse
 import json
@@ -169,8 +172,11 @@ def plot_anatomy(results, out_path):
     import matplotlib.pyplot as plt
 
     labels = [osp.splitext(osp.basename(path))[0] for path in results]
+    if all(label.startswith('net_g_') and label[6:].isdigit() for label in labels):  # a run's states: iterations
+        labels = [label[6:] for label in labels]
     means = [result['mean'] for result in results.values()]
     x = np.arange(len(labels))
+    every = -(-len(labels) // 16)  # at most 16 tick labels a panel, however many states
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
     a_f, spread = np.array([m['a_f'] for m in means]), np.array([m['a_f_spatial_std'] for m in means])
     axes[0].plot(x, a_f, marker='o')
@@ -187,12 +193,46 @@ def plot_anatomy(results, out_path):
     axes[2].axhline(0, color='grey', linewidth=0.8)
     axes[2].set_title('with constant weights - as trained (dB)')
     for ax in axes:
-        ax.set_xticks(x, labels, rotation=30, ha='right', fontsize=7)
+        ax.set_xticks(x[::every], labels[::every], rotation=30, ha='right', fontsize=7)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out_path, dpi=100)
     plt.close(fig)
+
+
+def merge_anatomies(folders):
+    """(test_dir, results) of the ``fusion_anatomy.json`` in each of ``folders`` (outputs of ``--checkpoints``),
+    their checkpoints in the order given; they must share one test set and name each checkpoint once."""
+    test_dir, merged = None, {}
+    for folder in folders:
+        path = osp.join(folder, 'fusion_anatomy.json')
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'{path}: no such file (--merge takes output folders of --checkpoints)')
+        with open(path) as handle:
+            loaded = json.load(handle)
+        if test_dir is not None and osp.normpath(loaded['test_dir']) != osp.normpath(test_dir):
+            raise ValueError(f'{path} was read on {loaded["test_dir"]}, the folders before it on {test_dir}: '
+                             'merge one test set at a time')
+        test_dir = test_dir or loaded['test_dir']
+        for checkpoint, result in loaded['results'].items():
+            if checkpoint in merged:
+                raise ValueError(f'{path}: {checkpoint} is also in an earlier folder')
+            merged[checkpoint] = result
+    return test_dir, merged
+
+
+def write_anatomy(out, test_dir, results):
+    """``<out>/fusion_anatomy.json``, ``.md`` (the table, also printed) and ``.png``."""
+    os.makedirs(out, exist_ok=True)
+    written = osp.join(out, 'fusion_anatomy.json')
+    with open(written, 'w') as handle:
+        json.dump({'test_dir': test_dir, 'results': results}, handle, indent=1)
+    table = anatomy_table(results)
+    with open(osp.join(out, 'fusion_anatomy.md'), 'w') as handle:
+        handle.write(table)
+    plot_anatomy(results, osp.join(out, 'fusion_anatomy.png'))
+    print(table + f'Wrote {written}, .md and .png')
 
 
 def probe(options, corruption, iters, crop, eval_every, seed, progress=print):
@@ -280,11 +320,22 @@ def main(argv=None):
     parser.add_argument('--checkpoints', nargs='+', metavar='WEIGHTS',
                         help='instead of training: read these trained models on --test-dir (see above)')
     parser.add_argument('--test-dir', help='with --checkpoints: a prepared test set (lq/, flash/, gt/)')
+    parser.add_argument('--merge', nargs='+', metavar='FOLDER',
+                        help='instead: merge the --out folders of --checkpoints calls into one table and figure')
     parser.add_argument('--overwrite', action='store_true', help='replace the results of an earlier call in --out')
     args = parser.parse_args(argv)
-    written = osp.join(args.out, 'fusion_anatomy.json' if args.checkpoints else 'fusion_probe.json')
+    anatomy = args.checkpoints or args.merge
+    written = osp.join(args.out, 'fusion_anatomy.json' if anatomy else 'fusion_probe.json')
     if osp.exists(written) and not args.overwrite:
         parser.error(f'{written} exists; pass --overwrite to replace it, or another --out')
+    if args.merge:
+        if args.checkpoints or args.test_dir:
+            parser.error('--merge reads finished --checkpoints outputs: it takes no --checkpoints or --test-dir')
+        try:
+            write_anatomy(args.out, *merge_anatomies(args.merge))
+        except (FileNotFoundError, ValueError) as err:
+            raise SystemExit(f'error: {err}')
+        return
     if args.checkpoints:
         if not args.test_dir:
             parser.error('--checkpoints needs --test-dir (a prepared test set: lq/, flash/, gt/)')
@@ -296,14 +347,7 @@ def main(argv=None):
             results = checkpoint_anatomy(args.checkpoints, args.test_dir)
         except (FileNotFoundError, ValueError, InferenceSetupError) as err:  # no test set, a bad image or model
             raise SystemExit(f'error: {err}')
-        os.makedirs(args.out, exist_ok=True)
-        with open(written, 'w') as handle:
-            json.dump({'test_dir': args.test_dir, 'results': results}, handle, indent=1)
-        table = anatomy_table(results)
-        with open(osp.join(args.out, 'fusion_anatomy.md'), 'w') as handle:
-            handle.write(table)
-        plot_anatomy(results, osp.join(args.out, 'fusion_anatomy.png'))
-        print(table + f'Wrote {written}, .md and .png')
+        write_anatomy(args.out, args.test_dir, results)
         return
     if args.test_dir:
         parser.error('--test-dir goes with --checkpoints')
