@@ -172,6 +172,9 @@ def test_merge_joins_states_read_one_at_a_time_in_the_order_given(tmp_path, caps
         fusion_probe.main(['--out', str(tmp_path / 'aa'), '--merge', str(tmp_path / 'a'), str(tmp_path / 'a')])
     with pytest.raises(SystemExit, match='d/fusion_anatomy.json: no such file'):
         fusion_probe.main(['--out', str(tmp_path / 'ad'), '--merge', str(tmp_path / 'a'), str(tmp_path / 'd')])
+    (tmp_path / 'c' / 'fusion_anatomy.json').write_text('{"results": {}}')
+    with pytest.raises(SystemExit, match='c/fusion_anatomy.json: not a fusion anatomy written by --checkpoints'):
+        fusion_probe.main(['--out', str(tmp_path / 'ac'), '--merge', str(tmp_path / 'a'), str(tmp_path / 'c')])
     assert not any((tmp_path / name).exists() for name in ('ac', 'aa', 'ad'))  # nothing written on an error
     with pytest.raises(SystemExit):
         fusion_probe.main(['--out', str(tmp_path / 'ba'), '--merge', str(tmp_path / 'a')])

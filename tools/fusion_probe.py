@@ -209,13 +209,17 @@ def merge_anatomies(folders):
         path = osp.join(folder, 'fusion_anatomy.json')
         if not osp.isfile(path):
             raise FileNotFoundError(f'{path}: no such file (--merge takes output folders of --checkpoints)')
-        with open(path) as handle:
-            loaded = json.load(handle)
-        if test_dir is not None and osp.normpath(loaded['test_dir']) != osp.normpath(test_dir):
-            raise ValueError(f'{path} was read on {loaded["test_dir"]}, the folders before it on {test_dir}: '
+        try:
+            with open(path) as handle:
+                loaded = json.load(handle)
+            read_on, results = str(loaded['test_dir']), dict(loaded['results'])
+        except (ValueError, KeyError, TypeError) as err:  # ValueError: not JSON at all
+            raise ValueError(f'{path}: not a fusion anatomy written by --checkpoints ({err!r})') from None
+        if test_dir is not None and osp.normpath(read_on) != osp.normpath(test_dir):
+            raise ValueError(f'{path} was read on {read_on}, the folders before it on {test_dir}: '
                              'merge one test set at a time')
-        test_dir = test_dir or loaded['test_dir']
-        for checkpoint, result in loaded['results'].items():
+        test_dir = test_dir or read_on
+        for checkpoint, result in results.items():
             if checkpoint in merged:
                 raise ValueError(f'{path}: {checkpoint} is also in an earlier folder')
             merged[checkpoint] = result
