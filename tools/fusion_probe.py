@@ -50,6 +50,7 @@ import yaml
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 CORRUPTIONS = ('none', 'black_flash', 'noise_lowlight')
+ANATOMY_JSON = 'fusion_anatomy.json'  # what --checkpoints writes and --merge reads
 
 
 def corrupt(batch, corruption, generator):
@@ -206,7 +207,7 @@ def merge_anatomies(folders):
     their checkpoints in the order given; they must share one test set and name each checkpoint once."""
     test_dir, merged = None, {}
     for folder in folders:
-        path = osp.join(folder, 'fusion_anatomy.json')
+        path = osp.join(folder, ANATOMY_JSON)
         if not osp.isfile(path):
             raise FileNotFoundError(f'{path}: no such file (--merge takes output folders of --checkpoints)')
         try:
@@ -229,7 +230,7 @@ def merge_anatomies(folders):
 def write_anatomy(out, test_dir, results):
     """``<out>/fusion_anatomy.json``, ``.md`` (the table, also printed) and ``.png``."""
     os.makedirs(out, exist_ok=True)
-    written = osp.join(out, 'fusion_anatomy.json')
+    written = osp.join(out, ANATOMY_JSON)
     with open(written, 'w') as handle:
         json.dump({'test_dir': test_dir, 'results': results}, handle, indent=1)
     table = anatomy_table(results)
@@ -329,7 +330,7 @@ def main(argv=None):
     parser.add_argument('--overwrite', action='store_true', help='replace the results of an earlier call in --out')
     args = parser.parse_args(argv)
     anatomy = args.checkpoints or args.merge
-    written = osp.join(args.out, 'fusion_anatomy.json' if anatomy else 'fusion_probe.json')
+    written = osp.join(args.out, ANATOMY_JSON if anatomy else 'fusion_probe.json')
     if osp.exists(written) and not args.overwrite:
         parser.error(f'{written} exists; pass --overwrite to replace it, or another --out')
     if args.merge:
